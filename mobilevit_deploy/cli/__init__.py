@@ -1,0 +1,1 @@
+"""The ``mvd`` command line: thin front doors over the library."""
