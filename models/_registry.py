@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import torch
 from torch import nn
 
 from mobilevit_deploy.errors import InputSizeError, UnknownModelError
@@ -103,13 +104,17 @@ def create_model(
 ) -> nn.Module:
     """Build a registered model in eval mode, optionally loading an official-format checkpoint.
 
+    Without a checkpoint the weights are the model's own initialization, seeded, so two calls give the same model.
+
     ``strict=False`` loads what matches (an ImageNet backbone into a segmenter) and records what was skipped in
     ``model.load_report``.
     """
     info = model_info(name)
     builder = _REGISTRY[name][1]
     kwargs = {k: v for k, v in overrides.items() if v is not None}
-    model = builder(num_classes=num_classes or info.num_classes, **kwargs)
+    with torch.random.fork_rng(devices=[]):  # random weights are reproducible and leave the caller's RNG alone
+        torch.manual_seed(0)
+        model = builder(num_classes=num_classes or info.num_classes, **kwargs)
     model.info = info
     model.load_report = None
     if checkpoint is not None:

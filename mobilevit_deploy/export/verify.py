@@ -7,7 +7,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch import nn
 
 
 @dataclass(frozen=True)
@@ -37,19 +36,13 @@ def seeded_image_batch(input_size: int, seed: int = 0) -> np.ndarray:
     return torch.randn(1, 3, input_size, input_size, generator=gen).numpy()
 
 
-def run_onnxruntime(path: str | Path, x: np.ndarray, threads: int = 1) -> np.ndarray:
-    """Run an ONNX file on the CPU with ONNX Runtime and return its first output."""
+def run_onnxruntime(model: str | Path | bytes, x: np.ndarray, threads: int = 1) -> np.ndarray:
+    """Run an ONNX file (or serialized model) on the CPU with ONNX Runtime and return its first output."""
     import onnxruntime as ort
 
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = threads
     opts.log_severity_level = 3
-    session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+    source = model if isinstance(model, bytes) else str(model)
+    session = ort.InferenceSession(source, opts, providers=["CPUExecutionProvider"])
     return session.run(None, {session.get_inputs()[0].name: x})[0]
-
-
-def verify_against_torch(model: nn.Module, path: str | Path, input_size: int, seed: int = 0) -> Agreement:
-    x = seeded_image_batch(input_size, seed)
-    with torch.no_grad():
-        ref = model(torch.from_numpy(x)).numpy()
-    return compare_outputs(run_onnxruntime(path, x), ref)

@@ -81,3 +81,13 @@ def test_output_stride_matches_the_registry() -> None:
         with torch.device("meta"):
             out = create_model(name)(torch.empty(1, 3, 128, 128))
         assert out.shape == (1, info.num_classes, 128 // info.output_stride, 128 // info.output_stride), name
+
+
+def test_random_weights_are_reproducible_and_leave_the_global_rng_alone() -> None:
+    torch.manual_seed(123)
+    before = torch.rand(1)
+    torch.manual_seed(123)
+    a, b = create_model("topformer_tiny"), create_model("topformer_tiny")
+    assert torch.equal(torch.rand(1), before)
+    for (key, x), y in zip(a.state_dict().items(), b.state_dict().values(), strict=True):
+        assert torch.equal(x, y), key
