@@ -41,7 +41,8 @@ def test_export_writes_a_verified_onnx(tmp_path: Path, capsys: pytest.CaptureFix
     code, out, _ = _run(capsys, "export", "topformer_tiny", "--input-size", "128", "-o", str(out_file))
     assert code == 0 and out_file.stat().st_size > 1_000_000
     assert "argmax agreement 100.00%" in out
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["t.onnx"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["t.onnx", "t.report.json"]
+    assert "fold_batchnorm" in out and "ops: " in out
 
 
 def test_export_with_a_checkpoint(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
