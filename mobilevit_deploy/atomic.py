@@ -13,6 +13,13 @@ from contextlib import contextmanager
 from pathlib import Path
 
 
+def _umask_permissions(path: Path) -> None:
+    """mkstemp/mkdtemp create private (0600/0700) paths; give the result the modes a normal write would have."""
+    umask = os.umask(0)
+    os.umask(umask)
+    path.chmod(0o777 & ~umask if path.is_dir() else 0o666 & ~umask)
+
+
 @contextmanager
 def atomic_path(target: str | Path, directory: bool = False) -> Iterator[Path]:
     """Yield a temporary path (file, or folder with ``directory=True``) that becomes ``target`` on success."""
@@ -26,6 +33,7 @@ def atomic_path(target: str | Path, directory: bool = False) -> Iterator[Path]:
         tmp = Path(name)
     try:
         yield tmp
+        _umask_permissions(tmp)
         if directory and target.exists():
             shutil.rmtree(target)
         os.replace(tmp, target)

@@ -320,7 +320,7 @@ def _first_errors(stderr: str, limit: int = 8) -> str:
 
 
 def runner_command(build: RunnerBuild, model: Path | str, input_npy: Path | str, output_npy: Path | str, *,
-                   warmup: int = 1, iters: int = 10, threads: int = 1) -> list[str]:
+                   warmup: int = 1, iters: int = 10, threads: int = 1, qemu_cpu: str = QEMU_CPU) -> list[str]:
     """argv that runs ``build`` on this machine: natively for host, under qemu-aarch64 for aarch64.
 
     The libraries are found through the runner's ``$ORIGIN`` rpath; for qemu, LD_LIBRARY_PATH is also set in
@@ -333,16 +333,18 @@ def runner_command(build: RunnerBuild, model: Path | str, input_npy: Path | str,
     if build.arch == "aarch64":
         if shutil.which(QEMU) is None:
             raise DeployError(f"{QEMU} is not installed", hint="apt-get install qemu-user")
-        return [QEMU, "-cpu", QEMU_CPU, "-L", AARCH64_SYSROOT, "-E",
+        return [QEMU, "-cpu", qemu_cpu, "-L", AARCH64_SYSROOT, "-E",
                 f"LD_LIBRARY_PATH={build.binary.parent}", *args]
     raise DeployError(f"a runner built for {build.arch} cannot run on this machine",
                       hint="push build.files to the device and run it there (adb)")
 
 
 def run_runner(build: RunnerBuild, model: Path | str, input_npy: Path | str, output_npy: Path | str, *,
-               warmup: int = 1, iters: int = 10, threads: int = 1, timeout: float = 600) -> RunnerResult:
+               warmup: int = 1, iters: int = 10, threads: int = 1, timeout: float = 600,
+               qemu_cpu: str = QEMU_CPU) -> RunnerResult:
     """Run the runner and parse its JSON line; a failure raises DeployError carrying the runner's stderr."""
-    cmd = runner_command(build, model, input_npy, output_npy, warmup=warmup, iters=iters, threads=threads)
+    cmd = runner_command(build, model, input_npy, output_npy, warmup=warmup, iters=iters, threads=threads,
+                         qemu_cpu=qemu_cpu)
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
     if proc.returncode != 0:
         tail = "\n".join(proc.stderr.strip().splitlines()[-5:])

@@ -6,15 +6,16 @@ User mistakes (``DeployError``) print one or two lines and exit 2; anything else
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from collections.abc import Sequence
 
 from mobilevit_deploy import __version__
 from mobilevit_deploy.errors import DeployError
 
-from . import export_cmd, models_cmd
+from . import compile_cmd, export_cmd, models_cmd, verify_cmd
 
-SUBCOMMANDS = (models_cmd, export_cmd)
+SUBCOMMANDS = (models_cmd, export_cmd, compile_cmd, verify_cmd)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -30,7 +31,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# Library notices that are not about the user's model (torchao's CUDA kernels, a torch deprecation note).
+_QUIET_LOGGERS = ("torchao", "torch.utils._pytree")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    for name in _QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(logging.ERROR)
     args = build_parser().parse_args(argv)
     try:
         return int(args.run(args) or 0)

@@ -96,11 +96,12 @@ def _within(agreement: Agreement, tolerance: dict[str, float]) -> bool:
 
 def export_onnx(model: nn.Module, output: str | Path, input_size: int, opset: int = DEFAULT_OPSET,
                 fp16: bool = False, skip_passes: frozenset[str] | set[str] = frozenset(), verify_each: bool = True,
-                log: Log | None = None) -> ExportReport:
+                log: Log | None = None, exported: onnx.ModelProto | None = None) -> ExportReport:
     """Export ``model``, run the passes, verify, and write ``output`` plus ``<stem>.report.json`` atomically.
 
     With ``verify_each`` the ONNX Runtime check runs after the export and after every pass, so a failure names
-    the pass after which outputs diverged; without it (cheap mode) only after the whole list.
+    the pass after which outputs diverged; without it (cheap mode) only after the whole list. ``exported``
+    reuses a graph ``torch_to_onnx`` already produced for this model, size and opset (the compile's op scan).
     """
     log = log or (lambda _msg: None)
     output = Path(output)
@@ -115,7 +116,7 @@ def export_onnx(model: nn.Module, output: str | Path, input_size: int, opset: in
 
     log(f"exporting {report.model} at {input_size}x{input_size}, opset {opset}")
     tick = time.perf_counter()
-    proto = torch_to_onnx(model, input_size, opset)
+    proto = exported if exported is not None else torch_to_onnx(model, input_size, opset)
     if verify_each:
         _record(report, "export", proto, time.perf_counter() - tick, verifier.check(proto), FP32_TOLERANCE, log)
     else:
