@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mobilevit_deploy.artifact_cache import cached_build, file_digest, model_fingerprint
 from mobilevit_deploy.bundle.classes import class_table
 from mobilevit_deploy.bundle.metadata import input_spec, output_spec
 from mobilevit_deploy.bundle.writer import write_bundle
@@ -92,12 +93,15 @@ def compile_bundle(model_name: str, target: str, out_dir: str | Path, arch: str 
             tick = time.perf_counter()
             return lambda: result.stages.__setitem__(name, round(time.perf_counter() - tick, 3))
 
-        done = stage("scan ops")
+        done = stage("export ONNX")
         raw_onnx = onnx_export.torch_to_onnx(model, size)
+        done()
+
+        done = stage("scan ops")
         report["op_scan"] = _scan(target, model, raw_onnx)
         done()
 
-        done = stage("export ONNX")
+        done = stage("ONNX passes + verify")
         onnx_path = work / "exported.onnx"
         export = export_onnx(model, onnx_path, size, verify_each=False, exported=raw_onnx)
         report["export"] = {"seconds": export.total_seconds, "rel_max_diff": export.agreement.rel_max_diff,
@@ -116,15 +120,20 @@ def compile_bundle(model_name: str, target: str, out_dir: str | Path, arch: str 
         if target == "tvm":
             from mobilevit_deploy.targets.tvm_target import build_tvm
 
-            artifact = build_tvm(onnx_path, artifact_path, profile)
-            report["build"] = artifact.report
+            parts = {"onnx": file_digest(onnx_path), "profile": profile}
+            report["build"], hit = cached_build("tvm", parts, artifact_path,
+                                                lambda dest: build_tvm(onnx_path, dest, profile).report)
         elif target == "executorch":
             from mobilevit_deploy.targets.executorch_target import build_executorch
 
-            artifact = build_executorch(model, size, artifact_path)
-            report["build"] = artifact.report
+            parts = {"model": model_fingerprint(model), "input_size": size}
+            report["build"], hit = cached_build("executorch", parts, artifact_path,
+                                                lambda dest: build_executorch(model, size, dest).report)
         else:
             shutil.copy2(onnx_path, artifact_path)
+            hit = False
+        if hit:
+            log("    reused the cached artifact (same weights, model code, size and toolchain)")
         files[artifact_name] = artifact_path
         result.artifact_bytes = artifact_path.stat().st_size
         done()

@@ -68,7 +68,7 @@ class HSigmoid(nn.Module):
         self.relu = nn.ReLU6()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.relu(x + 3) / 6
+        return self.relu(x + 3.0) / 6.0  # float literals: int scalars become casts XNNPACK does not take
 
 
 class DropPath(nn.Module):

@@ -185,11 +185,11 @@ class RCViT(nn.Module):
         feats = self.forward_features(x)
         if self.fork_feat:
             return feats
-        pooled = self.norm(feats[-1]).flatten(2).mean(-1)  # B,C
+        pooled = self.norm(feats[-1]).mean(dim=(2, 3))  # B,C (a 4-D mean: XNNPACK averages 4-D tensors only)
         cls_out, dist_out = self.head(pooled), self.dist_head(pooled)
         if self.training:
             return cls_out, dist_out
-        return (cls_out + dist_out) / 2
+        return (cls_out + dist_out) / 2.0
 
 
 _CASVIT_VARIANTS: dict[str, tuple[list[int], list[int]]] = {

@@ -95,7 +95,7 @@ def test_cli_compile_and_verify_onnx_bundle(tmp_path: Path, capsys: pytest.Captu
     out = tmp_path / "onnx-bundle"
     assert main(["compile", "topformer_tiny", "--target", "onnx", "--arch", "host", "--input-size", "64",
                  "-o", str(out)]) == 0
-    assert "[compile] [2] export ONNX" in capsys.readouterr().out
+    assert "[compile] [2] scan ops" in capsys.readouterr().out
     assert main(["verify", str(out)]) == 0
     assert capsys.readouterr().out.startswith("PASS")
 
@@ -142,3 +142,36 @@ def test_a_model_tvm_cannot_compile_lists_every_op_before_any_work(tmp_path: Pat
         compile_bundle("topformer_tiny", "tvm", tmp_path / "b", arch="host", input_size=64)
     assert "Mystery" in str(err.value) and "2" in str(err.value)
     assert not (tmp_path / "b").exists()
+
+
+@pytest.mark.slow
+def test_check_names_what_the_actual_lowering_left_outside_xnnpack(bundles: dict,
+                                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    """`mvd check --target executorch` (before any compile) against the bundle's real partition."""
+    code = main(["check", "topformer_tiny", "--target", "executorch", "--input-size", "64", "--json"])
+    scanned = {u["op"]: u["count"] for u in json.loads(capsys.readouterr().out)["unsupported"]}
+    report = json.loads((bundles[("topformer_tiny", "executorch", "host")] / "report.json").read_text())
+    assert scanned == report["build"]["delegation"]["non_delegated"]
+    assert code == 1 and scanned["aten.expand_copy.default"] == 16
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["check", "topformer_tiny", "--target", "tflite"], "unknown target 'tflite'"),
+    (["check", "model.onnx", "--target", "executorch"], "ExecuTorch lowers PyTorch programs, not ONNX files"),
+    (["check", "missing.onnx", "--target", "tvm"], "ONNX file not found: missing.onnx"),
+])
+def test_check_bad_input(argv: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(argv) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_check_an_unreadable_onnx_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bad = tmp_path / "bad.onnx"
+    bad.write_bytes(b"\x00\xffnot protobuf" * 10)
+    assert main(["check", str(bad), "--target", "onnxruntime"]) == 2
+    assert "is not a readable ONNX file" in capsys.readouterr().err
+
+
+def test_check_a_zoo_model_for_tvm_passes(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["check", "casvit_xs_seg", "--target", "tvm", "--input-size", "64"]) == 0
+    assert "tvm: all 11 op types supported" in capsys.readouterr().out
