@@ -185,7 +185,7 @@ class RCViT(nn.Module):
         feats = self.forward_features(x)
         if self.fork_feat:
             return feats
-        pooled = self.norm(feats[-1]).mean(dim=(2, 3))  # B,C (a 4-D mean: XNNPACK averages 4-D tensors only)
+        pooled = self.norm(feats[-1]).mean(dim=(2, 3), keepdim=True).flatten(1)  # B,C (XNNPACK: 4-D, keepdim)
         cls_out, dist_out = self.head(pooled), self.dist_head(pooled)
         if self.training:
             return cls_out, dist_out
