@@ -12,13 +12,9 @@ Lowering is slow (tens of seconds even for a small model, independent of input s
 from __future__ import annotations
 
 import collections
-import contextlib
-import io
-import logging
 import operator
 import time
-import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -28,26 +24,11 @@ from torch import nn
 
 from mobilevit_deploy.atomic import atomic_path
 from mobilevit_deploy.errors import DeployError
+from mobilevit_deploy.quiet import quiet
 
 from .artifact import Artifact
 
 _DELEGATE_CALL = "executorch_call_delegate"
-
-
-@contextlib.contextmanager
-def _quiet() -> Iterator[None]:
-    """Silence export/lowering chatter (deprecation warnings, pytree notices) that hides real errors."""
-    loggers = [logging.getLogger(n) for n in ("torch.export", "torch._export", "executorch", "torchao")]
-    levels = [lg.level for lg in loggers]
-    for lg in loggers:
-        lg.setLevel(logging.ERROR)
-    try:
-        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
-            warnings.simplefilter("ignore")
-            yield
-    finally:
-        for lg, level in zip(loggers, levels, strict=True):
-            lg.setLevel(level)
 
 
 def _first_line(err: BaseException) -> str:
@@ -123,7 +104,7 @@ def build_executorch(model: nn.Module, input_size: int, out_path: str | Path, ex
     if explain:
         report["outside_xnnpack"] = _explain(model, (x,))
 
-    with _quiet():
+    with quiet("torch.export", "torch._export", "executorch", "torchao"):
         tick = time.perf_counter()
         try:
             program = torch.export.export(model, (x,), strict=False)

@@ -9,12 +9,9 @@ self-contained file (external data only above protobuf's 2 GB limit).
 
 from __future__ import annotations
 
-import contextlib
-import io
 import logging
 import time
-import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import onnx
@@ -23,6 +20,7 @@ from torch import nn
 
 from mobilevit_deploy.atomic import atomic_path
 from mobilevit_deploy.errors import ExportError
+from mobilevit_deploy.quiet import quiet
 
 from .diagnose import describe_export_failure
 from .passes import select_passes
@@ -39,22 +37,6 @@ _PROTOBUF_LIMIT = 2**31 - 2**26  # stay clear of protobuf's 2 GB message limit
 Log = Callable[[str], None]
 
 
-@contextlib.contextmanager
-def _quiet() -> Iterator[None]:
-    """Silence the exporter's chatter (progress lines, torchvision notices, version-converter tracebacks)."""
-    loggers = [logging.getLogger(n) for n in ("torch.onnx", "onnxscript")]
-    levels = [lg.level for lg in loggers]
-    for lg in loggers:
-        lg.setLevel(logging.CRITICAL)
-    try:
-        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
-            warnings.simplefilter("ignore")
-            yield
-    finally:
-        for lg, level in zip(loggers, levels, strict=True):
-            lg.setLevel(level)
-
-
 def torch_to_onnx(model: nn.Module, input_size: int, opset: int = DEFAULT_OPSET) -> onnx.ModelProto:
     """Export for a static 1×3×S×S input; raise ``ExportError`` naming the op and module that failed."""
     if opset not in SUPPORTED_OPSETS:
@@ -62,7 +44,7 @@ def torch_to_onnx(model: nn.Module, input_size: int, opset: int = DEFAULT_OPSET)
                           hint=f"use {SUPPORTED_OPSETS.start}..{SUPPORTED_OPSETS.stop - 1}")
     x = torch.zeros(1, 3, input_size, input_size)
     try:
-        with _quiet():
+        with quiet("torch.onnx", "onnxscript", level=logging.CRITICAL):
             program = torch.onnx.export(model.eval(), (x,), None, dynamo=True, opset_version=opset,
                                         input_names=["input"], output_names=["logits"], verbose=False)
     except Exception as err:  # the exporter raises many types; turn them into one line
