@@ -75,3 +75,13 @@ def test_console_script_is_installed() -> None:
     mvd = Path(sys.executable).with_name("mvd")
     result = subprocess.run([str(mvd), "models", "casvit_xs"], capture_output=True, text=True, check=False)
     assert result.returncode == 0 and "casvit_xs" in result.stdout
+
+
+def test_export_uses_the_shipped_demo_checkpoint_and_says_so(tmp_path: Path,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = _run(capsys, "export", "topformer_tiny", "--input-size", "64", "--cheap-verify",
+                        "-o", str(tmp_path / "m.onnx"))
+    assert code == 0 and "using the shipped demo checkpoint topformer_tiny_shapes.pth" in out
+    code, out, _ = _run(capsys, "export", "topformer_tiny", "--input-size", "64", "--cheap-verify",
+                        "--random-weights", "-o", str(tmp_path / "r.onnx"))
+    assert code == 0 and "has random weights" in out and "shipped demo" not in out

@@ -10,6 +10,7 @@ from pathlib import Path
 import onnx
 import torch
 
+from mobilevit_deploy.checkpoints import resolve_checkpoint
 from mobilevit_deploy.errors import DeployError
 from mobilevit_deploy.models import create_model, model_info
 
@@ -21,7 +22,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("model", help="a name from `mvd models`, or an .onnx file (tvm and onnxruntime only)")
     p.add_argument("--target", required=True, help=f"one of: {', '.join(CHECK_TARGETS)}")
     p.add_argument("--input-size", type=int, help="square input side (default: the model's)")
-    p.add_argument("--checkpoint", type=Path, help="official-format checkpoint (.pth)")
+    p.add_argument("--checkpoint", type=Path,
+                   help="official-format checkpoint (.pth); default: the shipped demo checkpoint if there is one")
+    p.add_argument("--random-weights", action="store_true", help="ignore the shipped demo checkpoint")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.set_defaults(run=run)
 
@@ -63,6 +66,9 @@ def scan(model_or_onnx: str, target: str, input_size: int | None = None, checkpo
 
 
 def run(args: argparse.Namespace) -> int:
-    report = scan(args.model, args.target, args.input_size, args.checkpoint)
+    checkpoint = args.checkpoint
+    if not args.model.endswith(".onnx"):
+        checkpoint, _note = resolve_checkpoint(args.model, args.checkpoint, args.random_weights)
+    report = scan(args.model, args.target, args.input_size, checkpoint)
     print(json.dumps(report.to_dict(), indent=2) if args.json else report.format_table())
     return 0 if report.ok else 1

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from mobilevit_deploy.checkpoints import resolve_checkpoint
 from mobilevit_deploy.compile import ARCHES, TARGETS, compile_bundle
 
 
@@ -18,15 +19,20 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--arch", default="aarch64", help=f"one of: {', '.join(ARCHES)} (default aarch64)")
     p.add_argument("--cpu", help=f"CPU profile: {', '.join(PROFILE_NAMES)} (default: cortex-a76 for aarch64)")
     p.add_argument("--input-size", type=int, help="square input side (default: the model's)")
-    p.add_argument("--checkpoint", type=Path, help="official-format checkpoint (.pth)")
+    p.add_argument("--checkpoint", type=Path,
+                   help="official-format checkpoint (.pth); default: the shipped demo checkpoint if there is one")
+    p.add_argument("--random-weights", action="store_true", help="ignore the shipped demo checkpoint")
     p.add_argument("--no-strict", dest="strict", action="store_false", help="load only matching checkpoint tensors")
     p.add_argument("-o", "--output", type=Path, required=True, help="the bundle folder to write")
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    checkpoint, note = resolve_checkpoint(args.model, args.checkpoint, args.random_weights)
+    if note:
+        print(f"[compile] {note}")
     result = compile_bundle(args.model, args.target, args.output, arch=args.arch, cpu=args.cpu,
-                            input_size=args.input_size, checkpoint=args.checkpoint, strict=args.strict,
+                            input_size=args.input_size, checkpoint=checkpoint, strict=args.strict,
                             log=lambda msg: print(f"[compile] {msg}", flush=True))
     r = result.report
     delegation = r.get("build", {}).get("delegation", {})

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from mobilevit_deploy.checkpoints import resolve_checkpoint
 from mobilevit_deploy.export import DEFAULT_OPSET, PASS_NAMES, export_onnx, report_path
 from mobilevit_deploy.models import create_model, model_info
 
@@ -16,7 +17,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("model", help="a name from `mvd models`")
     p.add_argument("-o", "--output", type=Path, required=True, help="the .onnx file to write")
-    p.add_argument("--checkpoint", type=Path, help="official-format checkpoint (.pth); random weights if omitted")
+    p.add_argument("--checkpoint", type=Path,
+                   help="official-format checkpoint (.pth); default: the shipped demo checkpoint if there is one")
+    p.add_argument("--random-weights", action="store_true", help="ignore the shipped demo checkpoint")
     p.add_argument("--no-strict", dest="strict", action="store_false",
                    help="load only the checkpoint tensors that match (e.g. ImageNet weights into a segmenter)")
     p.add_argument("--input-size", type=int, help="square input side (default: the model's)")
@@ -33,7 +36,10 @@ def run(args: argparse.Namespace) -> int:
     info = model_info(args.model)
     size = args.input_size or info.default_input_size
     info.check_input_size(size)
-    model = create_model(args.model, checkpoint=args.checkpoint, strict=args.strict)
+    checkpoint, note = resolve_checkpoint(args.model, args.checkpoint, args.random_weights)
+    if note:
+        print(f"[checkpoint] {note}")
+    model = create_model(args.model, checkpoint=checkpoint, strict=args.strict)
     if model.load_report is not None:
         print(f"[checkpoint] {model.load_report.summary()}")
     else:
