@@ -42,6 +42,9 @@ class QuantConfig:
     matmul_granularity: PerTensor | PerChannel | PerHead = field(default_factory=PerTensor)  # q, k, v inputs
     range_method: RangeMethod = RangeMethod.MSE
     percentile: float = 0.9999  # used by RangeMethod.PERCENTILE
+    first_last_bits: int | None = 8  # first and last Conv/Linear (weight + input); None = the bits above
+    overrides: tuple[tuple[str, int], ...] = ()  # (module path, bits) for its weight and inputs; a dict is accepted
+    skip: tuple[str, ...] = ()  # module paths left in float
     version: int = 1  # bump when a field's meaning changes, so saved configs can be migrated
 
     def __post_init__(self) -> None:
@@ -64,6 +67,20 @@ class QuantConfig:
                                    hint=f"one of {', '.join('RangeMethod.' + m.name for m in RangeMethod)}")
         if not 0.5 <= self.percentile <= 1.0:
             raise QuantConfigError(f"{name}.percentile={self.percentile} must be in [0.5, 1]")
+        if self.first_last_bits is not None and not _is_allowed_bits(self.first_last_bits):
+            raise QuantConfigError(f"{name}.first_last_bits={self.first_last_bits!r} is not supported",
+                                   hint=f"None or one of {', '.join(map(str, ALLOWED_BITS))}")
+        overrides = self.overrides.items() if isinstance(self.overrides, dict) else self.overrides
+        try:
+            pairs = tuple((str(path), bits) for path, bits in overrides)
+        except (TypeError, ValueError):
+            raise QuantConfigError(f"{name}.overrides must map module paths to bits, got {self.overrides!r}") from None
+        for path, bits in pairs:
+            if not _is_allowed_bits(bits):
+                raise QuantConfigError(f"{name}.overrides[{path!r}]={bits!r} is not supported",
+                                       hint=f"choose one of {', '.join(map(str, ALLOWED_BITS))}")
+        object.__setattr__(self, "overrides", pairs)
+        object.__setattr__(self, "skip", tuple(self.skip))
 
     def to_dict(self) -> dict[str, object]:
         """Plain values for reports and metadata (granularity as its repr, enums as their value)."""

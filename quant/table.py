@@ -54,6 +54,7 @@ class QuantPoint:
     log_min: float | None = None
     log_max: float | None = None
     sulq_steps: SULQSteps | None = None
+    shift_folded: bool = False  # AdaLog post-GELU: −shift·ΣW_q folded into the next layer's bias (§4.2 reparam_bias)
 
     def __post_init__(self) -> None:
         self.role, self.kind = TensorRole(self.role), QuantKind(self.kind)
@@ -99,6 +100,8 @@ class QuantPoint:
                 out[name] = getattr(self, name)
         if self.sulq_steps is not None:
             out["sulq_steps"] = self.sulq_steps.value
+        if self.shift_folded:
+            out["shift_folded"] = True
         return out
 
     @classmethod

@@ -1,4 +1,4 @@
-"""Shared test setup: the ``support`` helpers, the official data folder, and one thread for reproducible numerics."""
+"""Shared test setup: the ``support`` helpers importable, and one thread for reproducible numerics."""
 
 from __future__ import annotations
 
@@ -9,9 +9,7 @@ import pytest
 import torch
 
 TESTS = Path(__file__).parent
-sys.path.insert(0, str(TESTS))
-
-OFFICIAL_DATA = TESTS / "data" / "official"
+sys.path.insert(0, str(TESTS))  # makes tests/support importable as `support`
 
 
 @pytest.fixture(autouse=True, scope="session")

@@ -13,10 +13,21 @@ from collections.abc import Sequence
 from mobilevit_deploy import __version__
 from mobilevit_deploy.errors import DeployError
 
-from . import check_cmd, compile_cmd, device_cmd, devices_cmd, eval_cmd, export_cmd, models_cmd, profile_cmd, verify_cmd
+from . import (
+    check_cmd,
+    compile_cmd,
+    device_cmd,
+    devices_cmd,
+    eval_cmd,
+    export_cmd,
+    models_cmd,
+    profile_cmd,
+    quantize_cmd,
+    verify_cmd,
+)
 
 SUBCOMMANDS = (models_cmd, export_cmd, check_cmd, compile_cmd, verify_cmd, eval_cmd,
-               profile_cmd, devices_cmd, device_cmd)
+               profile_cmd, devices_cmd, device_cmd, quantize_cmd)
 
 
 def build_parser() -> argparse.ArgumentParser:

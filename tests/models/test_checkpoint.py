@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import OFFICIAL_DATA
 from mobilevit_deploy.errors import CheckpointError
 from mobilevit_deploy.models import create_model
+from support.paths import OFFICIAL_DATA
 from support.synthetic_checkpoints import read_key_shapes, synthetic_state_dict
 
 

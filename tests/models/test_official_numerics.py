@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import OFFICIAL_DATA
 from mobilevit_deploy.models import create_model, list_models
+from support.paths import OFFICIAL_DATA
 from support.synthetic_checkpoints import read_key_shapes, seeded_input, synthetic_state_dict
 
 
