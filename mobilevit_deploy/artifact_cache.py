@@ -50,14 +50,6 @@ def model_fingerprint(model: nn.Module) -> str:
     return digest.hexdigest()
 
 
-def file_digest(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        while block := f.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _key(parts: dict[str, Any]) -> str:
     versions = {d: importlib.metadata.version(d) for d in ("torch", "executorch", "apache-tvm", "onnx")}
     return hashlib.sha256(json.dumps({**parts, "versions": versions}, sort_keys=True).encode()).hexdigest()[:32]

@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mobilevit_deploy.artifact_cache import cached_build, file_digest, model_fingerprint
+from mobilevit_deploy.artifact_cache import cached_build, model_fingerprint
+from mobilevit_deploy.bundle.checksums import sha256_file
 from mobilevit_deploy.bundle.classes import class_table
 from mobilevit_deploy.bundle.metadata import input_spec, output_spec
 from mobilevit_deploy.bundle.writer import write_bundle
@@ -120,7 +121,7 @@ def compile_bundle(model_name: str, target: str, out_dir: str | Path, arch: str 
         if target == "tvm":
             from mobilevit_deploy.targets.tvm_target import build_tvm
 
-            parts = {"onnx": file_digest(onnx_path), "profile": profile}
+            parts = {"onnx": sha256_file(onnx_path), "profile": profile}
             report["build"], hit = cached_build("tvm", parts, artifact_path,
                                                 lambda dest: build_tvm(onnx_path, dest, profile).report)
         elif target == "executorch":

@@ -4,12 +4,12 @@ a file changed or deleted there is pushed again)."""
 
 from __future__ import annotations
 
-import hashlib
 import re
 import shlex
 from dataclasses import dataclass
 from pathlib import Path
 
+from mobilevit_deploy.bundle.checksums import sha256_file
 from mobilevit_deploy.bundle.reader import Bundle
 from mobilevit_deploy.errors import DeployError
 from mobilevit_deploy.targets.devices.base import Device
@@ -28,18 +28,12 @@ class Deployed:
     skipped: tuple[str, ...]
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def bundle_folder(bundle: Bundle) -> str:
     """``/data/local/tmp/mvd/<bundle name>-<artifact hash>``: stable across runs, distinct per bundle."""
     name = re.sub(r"[^A-Za-z0-9._-]", "_", bundle.root.resolve().name)[:48] or "bundle"
-    return f"{DEVICE_BASE}/{name}-{_sha256(bundle.artifact)[:10]}"
+    return f"{DEVICE_BASE}/{name}-{sha256_file(bundle.artifact)[:10]}"
 
 
 def device_hashes(device: Device, folder: str) -> dict[str, str]:
@@ -65,7 +59,7 @@ def deploy(device: Device, bundle: Bundle, input_npy: Path) -> Deployed:
     have = device_hashes(device, folder)
     pushed, skipped = [], []
     for path, name in zip(files, names, strict=True):
-        if have.get(name) == _sha256(path):
+        if have.get(name) == sha256_file(path):
             skipped.append(name)
             continue
         device.push(path, f"{folder}/{name}")
