@@ -22,8 +22,6 @@ from torch import nn
 
 from mobilevit_deploy.atomic import atomic_path
 
-_MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
-
 
 def cache_root() -> Path:
     return Path(os.environ.get("MVD_CACHE") or Path.home() / ".cache" / "mobilevit-deploy") / "artifacts"
