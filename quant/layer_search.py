@@ -19,7 +19,15 @@ import torch
 
 from .granularity import PER_TENSOR, Granularity, PerChannel
 from .primitives import dequantize_adalog, quantize_adalog, uniform_qrange
-from .search import ADALOG_FPCS, FPCSOptions, FPCSResult, fpcs, prefilter_aux, uniform_fpcs_grid
+from .search import (
+    ADALOG_FPCS,
+    FPCSOptions,
+    FPCSResult,
+    anchored_zero_point,
+    fpcs,
+    prefilter_aux,
+    uniform_fpcs_grid,
+)
 
 _CHUNK = 1 << 23  # elements of the largest candidate tensor built at once
 _DEFAULT_FPCS = FPCSOptions()
@@ -55,10 +63,12 @@ def search_weight(w: torch.Tensor, patches: torch.Tensor, groups: int, bits: int
     ridge = 1e-3 * float(gram.diagonal(dim1=1, dim2=2).mean()) + 1e-12
     gram = gram + ridge * torch.eye(gram.shape[-1], dtype=gram.dtype)
     opg = w.shape[0] // groups
+    lo = w2.amin(1)  # [Cout]
 
-    def objective(scale: torch.Tensor, zp: torch.Tensor) -> torch.Tensor:
+    def objective(scale: torch.Tensor, offset: torch.Tensor) -> torch.Tensor:
         def part(sl: slice) -> torch.Tensor:
-            dw = _fq_uniform(w2[None], scale[sl, :, None], zp[sl, :, None], qmax) - w2[None]  # [n, Cout, K]
+            zp = anchored_zero_point(lo[None], scale[sl], offset[sl], qmax)
+            dw = _fq_uniform(w2[None], scale[sl, :, None], zp[:, :, None], qmax) - w2[None]  # [n, Cout, K]
             dwg = dw.reshape(dw.shape[0], groups, opg, -1)
             return (torch.einsum("ngok,gkj->ngoj", dwg, gram) * dwg).sum(-1).reshape(dw.shape[0], -1)
         return _chunked(scale.shape[0], w2.numel(), part)
@@ -70,8 +80,8 @@ def search_weight(w: torch.Tensor, patches: torch.Tensor, groups: int, bits: int
     narrow = scales[-1] < 0.999 * full
     t = torch.linspace(0.5, 1.0, scales.shape[0], dtype=w2.dtype)[:, None]
     scales = torch.where(narrow[None], t * full[None], scales)
-    res = fpcs(objective, scales, zps, options)
-    return res.scale, res.aux
+    res = fpcs(objective, scales, zps - 2 ** (bits - 1), options)
+    return res.scale, anchored_zero_point(lo, res.scale, res.aux, qmax)
 
 
 def search_layer_input(patches: torch.Tensor, w_g: torch.Tensor, wq_g: torch.Tensor, pixels: torch.Tensor,
@@ -79,9 +89,11 @@ def search_layer_input(patches: torch.Tensor, w_g: torch.Tensor, wq_g: torch.Ten
     """Per-tensor asymmetric (scale, zp) of a Conv/Linear input minimising the output MSE on patch rows."""
     _, qmax = uniform_qrange(bits, symmetric=False)
     ref = grouped_out(patches, w_g)
+    lo = pixels.min()
 
-    def objective(scale: torch.Tensor, zp: torch.Tensor) -> torch.Tensor:
-        s, z = scale.reshape(-1), zp.reshape(-1)
+    def objective(scale: torch.Tensor, offset: torch.Tensor) -> torch.Tensor:
+        s = scale.reshape(-1)
+        z = anchored_zero_point(lo, s, offset.reshape(-1), qmax)
 
         def part(sl: slice) -> torch.Tensor:
             xq = _fq_uniform(patches[None], s[sl, None, None, None], z[sl, None, None, None], qmax)
@@ -89,7 +101,8 @@ def search_layer_input(patches: torch.Tensor, w_g: torch.Tensor, wq_g: torch.Ten
         return _chunked(s.shape[0], max(patches.numel(), ref.numel()), part)
 
     scales, zps = uniform_fpcs_grid(pixels.reshape(-1), bits, num_zp=min(16, 2**bits), eq_n=eq_n)
-    return fpcs(objective, scales, zps, options)
+    res = fpcs(objective, scales, zps - 2 ** (bits - 1), options)
+    return FPCSResult(res.scale, anchored_zero_point(lo, res.scale, res.aux, qmax), res.loss)
 
 
 def search_post_gelu(patches: torch.Tensor, w_g: torch.Tensor, wq_g: torch.Tensor, pixels: torch.Tensor, bits: int,
@@ -143,12 +156,14 @@ def search_matmul_input(a: torch.Tensor, b: torch.Tensor, which: int, bits: int,
     per_head = isinstance(granularity, PerChannel) and granularity.axis % x.dim() == 1 and x.dim() == 4
     g = granularity if per_head else PER_TENSOR
     ref = a @ b
+    lo = x.transpose(0, 1).reshape(x.shape[1], -1).amin(1) if per_head else x.min().reshape(1)  # [G]
 
-    def objective(scale: torch.Tensor, zp: torch.Tensor) -> torch.Tensor:
+    def objective(scale: torch.Tensor, offset: torch.Tensor) -> torch.Tensor:
         def part(sl: slice) -> torch.Tensor:
             n = scale[sl].shape[0]
             shape = (n, 1, -1, 1, 1) if per_head else (n, 1, 1, 1, 1)
-            s, z = scale[sl].reshape(shape), zp[sl].reshape(shape)
+            zp = anchored_zero_point(lo[None], scale[sl], offset[sl], qmax)
+            s, z = scale[sl].reshape(shape), zp.reshape(shape)
             xq = _fq_uniform(x[None], s, z, qmax)
             out = xq @ b[None] if which == 0 else a[None] @ xq
             err = (out - ref[None]).pow(2)
@@ -156,5 +171,5 @@ def search_matmul_input(a: torch.Tensor, b: torch.Tensor, which: int, bits: int,
         return _chunked(scale.shape[0], max(x.numel(), ref.numel()), part)
 
     scales, zps = uniform_fpcs_grid(x, bits, granularity=g, eq_n=eq_n)
-    res = fpcs(objective, scales, zps, options)
-    return res.scale, res.aux
+    res = fpcs(objective, scales, zps - 2 ** (bits - 1), options)
+    return res.scale, anchored_zero_point(lo, res.scale, res.aux, qmax)

@@ -120,6 +120,19 @@ def fpcs(objective: Objective, scales: torch.Tensor, aux: torch.Tensor,
     return FPCSResult(scale=top_s[0], aux=top_a[0], loss=top_l[0])
 
 
+def anchored_zero_point(lo: torch.Tensor, scale: torch.Tensor, offset: torch.Tensor, qmax: int) -> torch.Tensor:
+    """``clamp(round(-lo / scale) + offset, 0, qmax)``: a zero point searched as an offset from the one that puts the
+    data's minimum at code 0.
+
+    §4.4 centres the zero-point candidates on 2^(B−1), which assumes ranges symmetric about 0 (ViT weights and
+    post-LayerNorm activations). CNN weights and ReLU/ReLU6 outputs are not: a ReLU6 output [0, 6] with scale
+    6/255 and zero point ~128 clips everything above 3, and a depthwise 1×1 channel (one weight) cannot be
+    represented at all. Anchoring the same offsets on the natural zero point keeps the search's breadth and works
+    for both. ``lo`` broadcasts against ``scale``.
+    """
+    return (torch.round(-lo.clamp(max=0) / scale) + offset).clamp(0, qmax)
+
+
 def uniform_fpcs_grid(x: torch.Tensor, bits: int, *, granularity: Granularity = PER_TENSOR, num_zp: int | None = None,
                       eq_n: int = 128) -> tuple[torch.Tensor, torch.Tensor]:
     """§4.4's coarse grid for an asymmetric uniform quantizer: ``eq_n / num_zp`` scales evenly spaced in
