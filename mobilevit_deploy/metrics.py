@@ -10,13 +10,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
-from mobilevit_deploy.data.preprocess import Preprocess, logits_to_label
-from mobilevit_deploy.data.sample import Sample
+if TYPE_CHECKING:  # the data layer imports the models; the scores above need neither (quant uses them)
+    from mobilevit_deploy.data.preprocess import Preprocess
+    from mobilevit_deploy.data.sample import Sample
 
 
 @dataclass
@@ -102,6 +103,8 @@ def evaluate(predict: Callable[[torch.Tensor], Any], samples: Iterable[Sample], 
              num_classes: int, ignore_index: int = 255, progress: Callable[[int, ConfusionMatrix], None] | None = None,
              class_names: list[str] | None = None) -> SegResult:
     """Run ``predict`` (input tensor → logits) over labelled samples one at a time, scoring at each label's size."""
+    from mobilevit_deploy.data.preprocess import logits_to_label
+
     cm = ConfusionMatrix(num_classes, ignore_index)
     for i, sample in enumerate(samples, 1):
         logits = predict(preprocess(sample.image))

@@ -6,7 +6,7 @@
 * end to end: SQNR of the logits, and agreement mIoU of the argmax maps (FP32 as the reference), compared at logit
   resolution (both models share it, so no upsampling is needed);
 * mIoU against labels when given (logits upsampled bilinearly to the label size, then argmax, as mmseg).
-``agreement_miou`` / ``label_miou`` are small local helpers: quant may not import the package's data layer.
+``agreement_miou`` / ``label_miou`` score with ``mobilevit_deploy.metrics`` (mmseg's definitions, no data layer).
 """
 
 from __future__ import annotations
@@ -17,12 +17,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from mobilevit_deploy.atomic import atomic_path
+from mobilevit_deploy.metrics import agreement, mean_iou
 
 from .fake_quant import fake_quantize
 from .metrics import sqnr_db
@@ -30,31 +30,15 @@ from .png import bar_chart, write_png
 from .table import QuantTable, TensorRole
 
 
-def _confusion(pred: np.ndarray, ref: np.ndarray, num_classes: int, ignore: int | None) -> np.ndarray:
-    keep = np.ones_like(ref, bool) if ignore is None else ref != ignore
-    r, p = ref[keep].astype(np.int64), pred[keep].astype(np.int64)
-    p = np.where((p >= 0) & (p < num_classes), p, num_classes)  # out-of-range predictions count as wrong
-    k = num_classes + 1
-    return np.bincount(r * k + p, minlength=num_classes * k).reshape(num_classes, k)
-
-
-def _miou(cm: np.ndarray) -> float:
-    n = cm.shape[0]
-    inter = np.diag(cm[:, :n]).astype(np.float64)
-    union = cm.sum(1) + cm[:, :n].sum(0) - inter
-    iou = inter[union > 0] / union[union > 0]
-    return float(iou.mean()) if iou.size else float("nan")
-
-
 def agreement_miou(pred: torch.Tensor, ref: torch.Tensor, num_classes: int) -> float:
     """mIoU of one argmax map against another (the reference plays the labels; classes absent from both skipped)."""
-    return _miou(_confusion(pred.numpy(), ref.numpy(), num_classes, None))
+    return agreement(ref.numpy(), pred.numpy(), num_classes).miou
 
 
 def label_miou(logits: torch.Tensor, labels: torch.Tensor, num_classes: int, ignore_index: int = 255) -> float:
     """mmseg-style mIoU: logits upsampled to the label size, argmax, classes absent from labels and preds skipped."""
     up = F.interpolate(logits.float(), size=tuple(labels.shape[-2:]), mode="bilinear", align_corners=False)
-    return _miou(_confusion(up.argmax(1).numpy(), labels.numpy(), num_classes, ignore_index))
+    return mean_iou(up.argmax(1).numpy(), labels.numpy(), num_classes, ignore_index).miou
 
 
 @dataclass

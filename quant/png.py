@@ -1,4 +1,4 @@
-"""A tiny PNG writer and bar chart (numpy + zlib): the venv has no matplotlib and we install nothing.
+"""A bar chart written as PNG (numpy only): the venv has no matplotlib and we install nothing.
 
 The chart has no text (no font): bars in table order, one colour per quantizer kind, a grey line every 10 dB;
 the JSON next to it carries the names and values.
@@ -6,29 +6,19 @@ the JSON next to it carries the names and values.
 
 from __future__ import annotations
 
-import struct
-import zlib
 from pathlib import Path
 
 import numpy as np
 
 from mobilevit_deploy.atomic import atomic_path
+from mobilevit_deploy.png import encode_png
 
 
 def write_png(path: str | Path, rgb: np.ndarray) -> Path:
     """Write an H×W×3 uint8 image as an 8-bit RGB PNG (atomically)."""
-    img = np.ascontiguousarray(rgb, dtype=np.uint8)
-    h, w, _ = img.shape
-    raw = b"".join(b"\x00" + img[y].tobytes() for y in range(h))
-
-    def chunk(tag: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", zlib.crc32(tag + data) & 0xFFFFFFFF)
-
-    data = (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0))
-            + chunk(b"IDAT", zlib.compress(raw, 9)) + chunk(b"IEND", b""))
     path = Path(path)
     with atomic_path(path) as tmp:
-        tmp.write_bytes(data)
+        tmp.write_bytes(encode_png(rgb, level=9))
     return path
 
 

@@ -13,9 +13,10 @@ from pathlib import Path
 
 import numpy as np
 
+from mobilevit_deploy.png import PNG_SIGNATURE, encode_png
+
 from .errors import DataError
 
-PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 _CHANNELS = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}  # PNG colour type -> samples per pixel
 
@@ -43,20 +44,7 @@ def read_label(path: Path) -> np.ndarray:
 
 def write_png(path: Path, array: np.ndarray) -> None:
     """Write H×W (grey) or H×W×3 (RGB) uint8 as a PNG; exact, so labels round-trip."""
-    array = np.ascontiguousarray(array, np.uint8)
-    if array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[2] != 3):
-        raise ValueError(f"expected H×W or H×W×3, got shape {array.shape}")
-    height, width = array.shape[:2]
-    colour_type = 0 if array.ndim == 2 else 2
-    rows = array.reshape(height, -1)
-    raw = np.concatenate([np.zeros((height, 1), np.uint8), rows], axis=1).tobytes()  # filter type 0 per row
-    header = struct.pack(">IIBBBBB", width, height, 8, colour_type, 0, 0, 0)
-    data = PNG_SIGNATURE + _chunk(b"IHDR", header) + _chunk(b"IDAT", zlib.compress(raw, 6)) + _chunk(b"IEND", b"")
-    Path(path).write_bytes(data)
-
-
-def _chunk(kind: bytes, body: bytes) -> bytes:
-    return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body) & 0xFFFFFFFF)
+    Path(path).write_bytes(encode_png(array))
 
 
 def _read(path: Path, palette_indices: bool = False) -> np.ndarray:
