@@ -1,7 +1,8 @@
-"""The model zoo: TopFormer and CAS-ViT (classification and segmentation), loading official checkpoints 1:1."""
+"""The model zoo: TopFormer, CAS-ViT (classification and segmentation) and (I-)Segmenter, loading official
+checkpoints 1:1."""
 
 # isort: off
-from . import topformer, casvit, casvit_seg  # noqa: F401  (registers the variants, in listing order)
+from . import topformer, casvit, casvit_seg, segmenter  # noqa: F401  (registers the variants, in listing order)
 # isort: on
 from ._checkpoint import LoadReport, load_checkpoint
 from ._complexity import count_macs, count_params

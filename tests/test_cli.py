@@ -22,7 +22,7 @@ def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]
 def test_models_json_lists_the_zoo_with_counts(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = _run(capsys, "models", "--json")
     rows = {r["name"]: r for r in json.loads(out)}
-    assert code == 0 and len(rows) == 11
+    assert code == 0 and len(rows) == 13
     assert rows["topformer_tiny"]["params"] == 1389654 and rows["topformer_tiny"]["input_size"] == 512
     assert rows["casvit_xs"]["task"] == "classification" and rows["casvit_xs"]["input_size"] == 224
     assert rows["topformer_tiny"]["gmacs"] == pytest.approx(0.534, abs=1e-3)
