@@ -209,6 +209,13 @@ inline std::string json_escape(const std::string& s) {
   return out;
 }
 
+// Output 0 of a session's last run (executorch_session.h, tvm_session.h): float32 data owned by the session,
+// valid until the next run.
+struct SessionOutput {
+  const float* data = nullptr;
+  std::vector<int64_t> shape;
+};
+
 struct Result {
   std::string runtime, runtime_version;
   int threads = 0;
