@@ -12,6 +12,7 @@ missing=()
 command -v aarch64-linux-gnu-g++ >/dev/null || missing+=(g++-aarch64-linux-gnu)
 command -v qemu-aarch64 >/dev/null || missing+=(qemu-user)
 command -v adb >/dev/null || missing+=(adb)
+command -v javac >/dev/null || missing+=(default-jdk-headless)  # the app backend's MvdSegmenter jar and its JVM test
 if ((${#missing[@]})); then
     sudo=""
     [ "$(id -u)" = 0 ] || sudo=sudo
