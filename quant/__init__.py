@@ -4,6 +4,7 @@ from . import handlers as _handlers  # noqa: F401  (registers the built-in confi
 from .config import ALLOWED_BITS, AdaLogConfig, Log2Config, QuantConfig, SULQConfig, UniformConfig
 from .enums import QuantKind, RangeMethod, SULQSteps
 from .errors import QuantConfigError, QuantTableError
+from .fold import fold_batchnorm, folding_state
 from .granularity import PerChannel, PerHead, PerTensor
 from .metrics import sqnr_db
 from .registry import get_quant_handler, register_quant_handler
@@ -30,6 +31,8 @@ __all__ = [
     "SULQSteps",
     "TensorRole",
     "UniformConfig",
+    "fold_batchnorm",
+    "folding_state",
     "fpcs",
     "get_quant_handler",
     "register_quant_handler",

@@ -132,9 +132,10 @@ def _layer_points(site: Site, cap: Captured, cfg: QuantConfig, plan: Plan, first
         abits = cfg.conv_input_bits  # §4.3: the stem conv input stays 8-bit
     wg = PerChannel(0)
     if plan.search:
-        s, z = search_weight(w, cap.patch_rows, groups, wbits, _eq_n(cfg), _fpcs(cfg))
-        wp = QuantPoint(site.path, TensorRole.WEIGHT, QuantKind.UNIFORM_ASYM, wbits, wg, _vec(s),
-                        z.round().to(torch.int64).tolist())
+        s, z = search_weight(w, cap.patch_rows, groups, wbits, _eq_n(cfg), _fpcs(cfg),
+                             symmetric=plan.symmetric_weights)
+        kind = QuantKind.UNIFORM_SYM if plan.symmetric_weights else QuantKind.UNIFORM_ASYM
+        wp = QuantPoint(site.path, TensorRole.WEIGHT, kind, wbits, wg, _vec(s), z.round().to(torch.int64).tolist())
     else:
         wp = _uniform_point(site.path, TensorRole.WEIGHT, 0, w, wbits, cfg, wg, plan.symmetric_weights)
     wq = fake_quantize(w, wp)

@@ -45,6 +45,9 @@ class QuantConfig:
     first_last_bits: int | None = 8  # first and last Conv/Linear (weight + input); None = the bits above
     overrides: tuple[tuple[str, int], ...] = ()  # (module path, bits) for its weight and inputs; a dict is accepted
     skip: tuple[str, ...] = ()  # module paths left in float
+    # weights on the symmetric grid [−(2^(B−1) − 1), 2^(B−1) − 1] with zero point 0, per output channel: what int8
+    # kernels (XNNPACK, integer TVM) take; the default keeps the asymmetric grid of the AdaLog/I&S-ViT papers
+    symmetric_weights: bool = False
     version: int = 1  # bump when a field's meaning changes, so saved configs can be migrated
 
     def __post_init__(self) -> None:
@@ -95,7 +98,6 @@ class QuantConfig:
 class UniformConfig(QuantConfig):
     """Uniform quantization everywhere, post-Softmax included (the baseline every log quantizer is compared to)."""
 
-    symmetric_weights: bool = False
     symmetric_acts: bool = False
 
 

@@ -25,33 +25,55 @@ from .primitives import (
 from .table import QuantPoint
 
 
-def fake_quantize(x: torch.Tensor, point: QuantPoint, *, fold: bool = True) -> torch.Tensor:
-    """``dequantize(quantize(x))`` for any kind. AdaLog/log2 with a ``shift`` quantize ``x + shift``; the shift is
-    subtracted again unless ``point.shift_folded`` and ``fold`` (then the next layer's bias carries it, §4.2)."""
-    g, bits, dt = point.granularity, point.bits, x.dtype
-    kind = point.kind
+def quantize_point(x: torch.Tensor, point: QuantPoint) -> torch.Tensor:
+    """The integers a deployed kernel sees for ``x`` at ``point``: uniform codes (int32, in the point's integer
+    range) or log-domain indices (int32, ``log_zero_code`` for zero). AdaLog/log2 with a ``shift`` quantize
+    ``x + shift``."""
+    g, bits, kind = point.granularity, point.bits, point.kind
     if kind in (QuantKind.UNIFORM_SYM, QuantKind.UNIFORM_ASYM):
-        zp = point.zero_point or [0] * len(point.scale)
-        s, z = torch.tensor(point.scale, dtype=dt), torch.tensor(zp, dtype=dt)
-        idx = quantize_uniform(x, s, z, bits, symmetric=kind is QuantKind.UNIFORM_SYM, granularity=g)
-        return dequantize_uniform(idx, s, z, granularity=g, dtype=dt)
+        s, z = _uniform_params(point, x.dtype)
+        return quantize_uniform(x, s, z, bits, symmetric=kind is QuantKind.UNIFORM_SYM, granularity=g)
     if kind is QuantKind.SULQ:
         assert point.eta is not None and point.log_min is not None and point.log_max is not None
-        steps = point.sulq_steps
-        idx = quantize_sulq(x, point.eta, point.log_min, point.log_max, bits, steps=steps)
-        return dequantize_sulq(idx, point.eta, point.log_min, point.log_max, bits, steps=steps, dtype=dt)
-    shift = point.shift or 0.0
-    xs = x + shift if shift else x
-    s = torch.tensor(point.scale, dtype=dt)
+        return quantize_sulq(x, point.eta, point.log_min, point.log_max, bits, steps=point.sulq_steps)
+    xs = x + point.shift if point.shift else x
+    s = torch.tensor(point.scale, dtype=x.dtype)
     if kind is QuantKind.LOG2:
-        deq = dequantize_log2(quantize_log2(xs, s, bits, granularity=g), s, bits, granularity=g, dtype=dt)
+        return quantize_log2(xs, s, bits, granularity=g)
+    assert point.log_q is not None
+    return quantize_adalog(xs, s, point.log_q, bits, granularity=g)
+
+
+def dequantize_point(q: torch.Tensor, point: QuantPoint, *, fold: bool = True,
+                     dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """Float values of ``quantize_point``'s integers. A ``shift`` is subtracted again unless ``point.shift_folded``
+    and ``fold`` (then the next layer's bias carries it, §4.2)."""
+    g, bits, kind = point.granularity, point.bits, point.kind
+    if kind in (QuantKind.UNIFORM_SYM, QuantKind.UNIFORM_ASYM):
+        s, z = _uniform_params(point, dtype)
+        return dequantize_uniform(q, s, z, granularity=g, dtype=dtype)
+    if kind is QuantKind.SULQ:
+        assert point.eta is not None and point.log_min is not None and point.log_max is not None
+        return dequantize_sulq(q, point.eta, point.log_min, point.log_max, bits, steps=point.sulq_steps, dtype=dtype)
+    s = torch.tensor(point.scale, dtype=dtype)
+    if kind is QuantKind.LOG2:
+        deq = dequantize_log2(q, s, bits, granularity=g, dtype=dtype)
     else:
         assert point.log_q is not None
-        idx = quantize_adalog(xs, s, point.log_q, bits, granularity=g)
-        deq = dequantize_adalog(idx, s, point.log_q, bits, granularity=g, dtype=dt)
-    if shift and not (fold and point.shift_folded):
-        deq = deq - shift
+        deq = dequantize_adalog(q, s, point.log_q, bits, granularity=g, dtype=dtype)
+    if point.shift and not (fold and point.shift_folded):
+        deq = deq - point.shift
     return deq
+
+
+def _uniform_params(point: QuantPoint, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+    zp = point.zero_point or [0] * len(point.scale)
+    return torch.tensor(point.scale, dtype=dtype), torch.tensor(zp, dtype=dtype)
+
+
+def fake_quantize(x: torch.Tensor, point: QuantPoint, *, fold: bool = True) -> torch.Tensor:
+    """``dequantize(quantize(x))`` for any kind (``quantize_point`` then ``dequantize_point``)."""
+    return dequantize_point(quantize_point(x, point), point, fold=fold, dtype=x.dtype)
 
 
 class ActQuantizer(nn.Module):
@@ -83,8 +105,34 @@ def can_fold_shift(layer: nn.Module) -> bool:
             and tuple(layer.padding) == (0, 0) if not isinstance(layer.padding, str) else False)
 
 
+_INT32_MAX = 2**31 - 1
+_UNIFORM = (QuantKind.UNIFORM_SYM, QuantKind.UNIFORM_ASYM)
+
+
+def bias_scale(weight_point: QuantPoint | None, input_point: QuantPoint | None) -> torch.Tensor | None:
+    """The int32 bias step s_x·s_w per output channel (float32 product), as integer kernels add the bias to the
+    accumulator; None unless both points are uniform and the input has one scale (then the bias stays float)."""
+    if weight_point is None or input_point is None or weight_point.kind not in _UNIFORM \
+            or input_point.kind not in _UNIFORM or len(input_point.scale) != 1:
+        return None
+    return torch.tensor(weight_point.scale, dtype=torch.float32) * torch.tensor(input_point.scale[0],
+                                                                                dtype=torch.float32)
+
+
+def quantize_bias(bias: torch.Tensor, weight_point: QuantPoint | None,
+                  input_point: QuantPoint | None) -> torch.Tensor | None:
+    """``round(bias / (s_x·s_w))`` as int32 (XNNPACK, ONNX Runtime's QLinearConv and integer TVM all take the bias
+    this way); None when ``bias_scale`` is None or a code would not fit int32 (e.g. a dead weight channel)."""
+    scale = bias_scale(weight_point, input_point)
+    if scale is None:
+        return None
+    codes = torch.round(bias.detach().float() / scale)
+    return None if bool((codes.abs() > _INT32_MAX).any()) else codes.to(torch.int32)
+
+
 class _QuantWeightMixin:
-    """Shared by QuantConv2d / QuantLinear: cached fake-quant weight, optional input quantizer, folded bias."""
+    """Shared by QuantConv2d / QuantLinear: cached fake-quant weight, optional input quantizer, the bias (int32
+    codes · s_x·s_w when both points are uniform, as integer kernels add it; float otherwise), folded shift."""
 
     weight: nn.Parameter
     bias: nn.Parameter | None
@@ -100,11 +148,19 @@ class _QuantWeightMixin:
         self.bias_delta = None
         if input_point is not None and input_point.shift_folded and input_point.shift:
             self.bias_delta = folded_bias_delta(self.weight_fq, input_point.shift)
+        bias = self._float_bias()
+        self.bias_codes = None if bias is None else quantize_bias(bias, weight_point, input_point)
+        self.bias_fq = None
+        if self.bias_codes is not None:
+            self.bias_fq = self.bias_codes.to(torch.float32) * bias_scale(weight_point, input_point)
 
-    def _bias(self) -> torch.Tensor | None:
+    def _float_bias(self) -> torch.Tensor | None:
         if self.bias_delta is None:
             return self.bias
         return self.bias_delta if self.bias is None else self.bias + self.bias_delta
+
+    def _bias(self) -> torch.Tensor | None:
+        return self.bias_fq if self.bias_fq is not None else self._float_bias()
 
     def _quant_input(self, x: torch.Tensor) -> torch.Tensor:
         return self.input_quant(x) if self.input_quant is not None else x

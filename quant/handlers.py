@@ -33,7 +33,7 @@ def quantize_uniform_config(model: nn.Module, config: UniformConfig, calib: Cali
 def quantize_log2_config(model: nn.Module, config: Log2Config, calib: Calibration) -> QuantTable:
     """Log2 (scale 1) on post-Softmax, optionally on post-GELU; uniform elsewhere."""
     plan = Plan(QuantKind.LOG2, QuantKind.LOG2 if config.log2_post_gelu else None,
-                config.range_method is RangeMethod.FPCS)
+                config.range_method is RangeMethod.FPCS, config.symmetric_weights)
     return _run(config, calib, plan)
 
 
@@ -41,12 +41,12 @@ def quantize_log2_config(model: nn.Module, config: Log2Config, calib: Calibratio
 def quantize_adalog_config(model: nn.Module, config: AdaLogConfig, calib: Calibration) -> QuantTable:
     """AdaLog on post-Softmax and post-GELU, asymmetric uniform elsewhere; FPCS unless another range method is
     asked for (the log points are always searched: they have no closed-form range, §4.4)."""
-    plan = Plan(QuantKind.ADALOG, QuantKind.ADALOG, config.range_method is RangeMethod.FPCS)
+    plan = Plan(QuantKind.ADALOG, QuantKind.ADALOG, config.range_method is RangeMethod.FPCS, config.symmetric_weights)
     return _run(config, calib, plan)
 
 
 @register_quant_handler(SULQConfig)
 def quantize_sulq_config(model: nn.Module, config: SULQConfig, calib: Calibration) -> QuantTable:
     """SULQ on post-Softmax only; uniform elsewhere, post-GELU included (I&S-ViT, §5.1)."""
-    plan = Plan(QuantKind.SULQ, None, config.range_method is RangeMethod.FPCS)
+    plan = Plan(QuantKind.SULQ, None, config.range_method is RangeMethod.FPCS, config.symmetric_weights)
     return _run(config, calib, plan)

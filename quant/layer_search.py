@@ -4,8 +4,8 @@ Objectives compare the layer output under candidate quantizers to the FP output 
 (``capture.py``): Conv2d/Linear on patch rows ([R, groups, K] @ W_g), MatMul on whole stored inputs. Candidates
 are evaluated in chunks of ``_CHUNK`` elements so memory stays bounded at any input size.
 
-* weights (per output channel, asymmetric uniform): with FP inputs the per-channel output MSE is the quadratic
-  form dwᵀ·G·dw with the patch Gram matrix G = XᵀX, so a candidate costs Cout·K² instead of R·K·Cout.
+* weights (per output channel, asymmetric or symmetric uniform): with FP inputs the per-channel output MSE is the
+  quadratic form dwᵀ·G·dw with the patch Gram matrix G = XᵀX, so a candidate costs Cout·K² instead of R·K·Cout.
 * activations (per tensor, asymmetric uniform): rows objective with the (already searched) quantized weights.
 * AdaLog post-GELU: q pre-filter at a fixed scale, then (scale, q) FPCS with ``ADALOG_FPCS`` (§4.4).
 * AdaLog post-Softmax: scale 1, exhaustive q (§4.4).
@@ -23,6 +23,7 @@ from .search import (
     ADALOG_FPCS,
     FPCSOptions,
     FPCSResult,
+    Objective,
     anchored_zero_point,
     fpcs,
     prefilter_aux,
@@ -31,6 +32,7 @@ from .search import (
 
 _CHUNK = 1 << 23  # elements of the largest candidate tensor built at once
 _DEFAULT_FPCS = FPCSOptions()
+_SYM_MIN_RATIO = 0.2  # the symmetric weight grid starts at this fraction of the min-max scale
 
 
 def _chunked(n: int, per_candidate: int, fn: Callable[[slice], torch.Tensor]) -> torch.Tensor:
@@ -38,8 +40,8 @@ def _chunked(n: int, per_candidate: int, fn: Callable[[slice], torch.Tensor]) ->
     return torch.cat([fn(slice(i, min(n, i + step))) for i in range(0, n, step)])
 
 
-def _fq_uniform(x: torch.Tensor, s: torch.Tensor, z: torch.Tensor, qmax: int) -> torch.Tensor:
-    return ((torch.round(x / s) + z).clamp(0, qmax) - z) * s
+def _fq_uniform(x: torch.Tensor, s: torch.Tensor, z: torch.Tensor, qmax: int, qmin: int = 0) -> torch.Tensor:
+    return ((torch.round(x / s) + z).clamp(qmin, qmax) - z) * s
 
 
 def grouped_out(x: torch.Tensor, w_g: torch.Tensor) -> torch.Tensor:
@@ -52,26 +54,40 @@ def weight_groups(w: torch.Tensor, groups: int) -> torch.Tensor:
     return w.reshape(groups, w.shape[0] // groups, -1)
 
 
-def search_weight(w: torch.Tensor, patches: torch.Tensor, groups: int, bits: int, eq_n: int,
-                  options: FPCSOptions = _DEFAULT_FPCS) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-output-channel asymmetric (scale, zp) minimising the channel's output MSE on FP patches (Gram form)."""
-    _, qmax = uniform_qrange(bits, symmetric=False)
-    w2 = w.detach().reshape(w.shape[0], -1)
+def _weight_objective(w2: torch.Tensor, patches: torch.Tensor, groups: int,
+                      fake_quant: Callable[[slice, torch.Tensor, torch.Tensor], torch.Tensor]) -> Objective:
+    """Per-channel output MSE of candidate weights on FP patches as the quadratic form dwᵀ·G·dw (G = XᵀX/R);
+    ``fake_quant(sl, scale[sl], aux[sl])`` gives the candidates' fake-quant weights [n, Cout, K]."""
     x = patches.transpose(0, 1)  # [g, R, K]
     gram = x.transpose(1, 2) @ x / x.shape[1]  # [g, K, K]
     # tie-break: a small weight-MSE term, so a layer whose sampled inputs are all zero still gets a sane range
     ridge = 1e-3 * float(gram.diagonal(dim1=1, dim2=2).mean()) + 1e-12
     gram = gram + ridge * torch.eye(gram.shape[-1], dtype=gram.dtype)
-    opg = w.shape[0] // groups
-    lo = w2.amin(1)  # [Cout]
+    opg = w2.shape[0] // groups
 
-    def objective(scale: torch.Tensor, offset: torch.Tensor) -> torch.Tensor:
+    def objective(scale: torch.Tensor, aux: torch.Tensor) -> torch.Tensor:
         def part(sl: slice) -> torch.Tensor:
-            zp = anchored_zero_point(lo[None], scale[sl], offset[sl], qmax)
-            dw = _fq_uniform(w2[None], scale[sl, :, None], zp[:, :, None], qmax) - w2[None]  # [n, Cout, K]
+            dw = fake_quant(sl, scale[sl], aux[sl]) - w2[None]  # [n, Cout, K]
             dwg = dw.reshape(dw.shape[0], groups, opg, -1)
             return (torch.einsum("ngok,gkj->ngoj", dwg, gram) * dwg).sum(-1).reshape(dw.shape[0], -1)
         return _chunked(scale.shape[0], w2.numel(), part)
+    return objective
+
+
+def search_weight(w: torch.Tensor, patches: torch.Tensor, groups: int, bits: int, eq_n: int,
+                  options: FPCSOptions = _DEFAULT_FPCS, *,
+                  symmetric: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-output-channel (scale, zp) minimising the channel's output MSE on FP patches (Gram form): asymmetric
+    (scale and zero point searched), or ``symmetric`` (zero point 0, scale only, see ``_search_weight_symmetric``)."""
+    if symmetric:
+        return _search_weight_symmetric(w, patches, groups, bits, eq_n, options)
+    _, qmax = uniform_qrange(bits, symmetric=False)
+    w2 = w.detach().reshape(w.shape[0], -1)
+    lo = w2.amin(1)  # [Cout]
+
+    def fake_quant(sl: slice, scale: torch.Tensor, offset: torch.Tensor) -> torch.Tensor:
+        zp = anchored_zero_point(lo[None], scale, offset, qmax)
+        return _fq_uniform(w2[None], scale[:, :, None], zp[:, :, None], qmax)
 
     scales, zps = uniform_fpcs_grid(w2, bits, granularity=PerChannel(0), eq_n=eq_n)
     # channels whose [min, max] excludes 0 (e.g. a depthwise 1×1 conv: one weight) get a grid over [min(0, lo),
@@ -80,8 +96,28 @@ def search_weight(w: torch.Tensor, patches: torch.Tensor, groups: int, bits: int
     narrow = scales[-1] < 0.999 * full
     t = torch.linspace(0.5, 1.0, scales.shape[0], dtype=w2.dtype)[:, None]
     scales = torch.where(narrow[None], t * full[None], scales)
-    res = fpcs(objective, scales, zps - 2 ** (bits - 1), options)
+    res = fpcs(_weight_objective(w2, patches, groups, fake_quant), scales, zps - 2 ** (bits - 1), options)
     return res.scale, anchored_zero_point(lo, res.scale, res.aux, qmax)
+
+
+def _search_weight_symmetric(w: torch.Tensor, patches: torch.Tensor, groups: int, bits: int, eq_n: int,
+                             options: FPCSOptions) -> tuple[torch.Tensor, torch.Tensor]:
+    """Scale-only FPCS for the symmetric grid (zero point 0, as int8 kernels need): ``eq_n`` coarse scales evenly
+    spaced in [0.2, 1]·max|w|/qmax per channel, then the usual refinement. The min-max scale is the top of the
+    grid and survivors are kept across rounds, so the result is never worse than min-max on this objective."""
+    qmin, qmax = uniform_qrange(bits, symmetric=True)
+    w2 = w.detach().reshape(w.shape[0], -1)
+    peak = w2.abs().amax(1).clamp(min=torch.finfo(w2.dtype).eps)  # [Cout]
+
+    def fake_quant(sl: slice, scale: torch.Tensor, _zero: torch.Tensor) -> torch.Tensor:
+        return _fq_uniform(w2[None], scale[:, :, None], 0.0, qmax, qmin)
+
+    t = torch.linspace(_SYM_MIN_RATIO, 1.0, max(2, eq_n), dtype=w2.dtype)[:, None]
+    scales = t * (peak / qmax)[None]
+    opts = FPCSOptions(top_k=options.top_k, steps=options.steps, new_per_survivor=options.new_per_survivor,
+                       keep_survivors=True, min_scale=options.min_scale)
+    res = fpcs(_weight_objective(w2, patches, groups, fake_quant), scales, torch.zeros(1, dtype=w2.dtype), opts)
+    return res.scale, torch.zeros_like(res.scale)
 
 
 def search_layer_input(patches: torch.Tensor, w_g: torch.Tensor, wq_g: torch.Tensor, pixels: torch.Tensor,

@@ -8,10 +8,18 @@ Rounding is ``torch.round`` (half to even) everywhere, as in the official AdaLog
 Log-domain quantizers (log2, AdaLog) cannot encode zero in B bits: inputs whose index would be ≥ 2^B are set to
 zero (§4.2 "mask"), and ``quantize_*`` returns the extra code ``log_zero_code(bits) = 2^B`` for them, which
 ``dequantize_*`` maps to 0. A strictly B-bit kernel must therefore reserve one code for zero.
+
+Log-domain indices are exact, not ``round(log2(·))`` as computed by one library: ``log2`` is not correctly rounded,
+so torch, ONNX Runtime and TVM disagree in the last ulp and, about once in 10^6 inputs, on the index. The index is
+therefore defined by *decision thresholds* (``adalog_thresholds``, ``sulq_thresholds``: the level boundaries
+computed in float64, rounded towards the side they belong to): ``round(log2(·))`` gives a first guess and one
+comparison with each neighbouring threshold corrects it. Any runtime that evaluates the same two comparisons with
+the same constants gets the same indices, whatever its ``log`` and ``round``.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
@@ -25,6 +33,7 @@ ADALOG_R = 37  # fixed denominator of AdaLog's base 2^(q/r) (§4.2)
 SULQ_ETAS = (0.001, 0.005, 0.01, 0.02, 0.03, 0.04, 0.05, 0.1, 0.2, 0.5, 1.0)  # η candidates of the official init
 _LOG_CLAMP_MIN = 1e-15  # §4.2: x/scale is clamped to [1e-15, 1] before log2
 _MAX_SEARCH_ELEMENTS = 1 << 24  # memory bound for vectorized candidate searches
+_NEAR_HALF = 1e-3  # log levels closer than this to a rounding boundary are checked against the thresholds
 
 
 def _check_bits(bits: int) -> None:
@@ -153,11 +162,12 @@ def log_zero_code(bits: int) -> int:
 
 def quantize_log2(x: torch.Tensor, scale: torch.Tensor | float, bits: int, *,
                   granularity: Granularity = PER_TENSOR) -> torch.Tensor:
-    """Index ``round(−log2(clamp(x/scale, 1e-15, 1)))``; indices ≥ 2^B become ``log_zero_code`` (official
-    ``Log2Quantizer``; the base-2 special case of AdaLog, computed without the ·r/q factor)."""
+    """Index ``round(−log2(clamp(x/scale, 1e-15, 1)))`` (exactly, see the module docstring); indices ≥ 2^B become
+    ``log_zero_code`` (official ``Log2Quantizer``; the base-2 special case of AdaLog, q = r)."""
+    _check_bits(bits)
     s = broadcast_param(scale, granularity, x).to(x.dtype)
-    idx = torch.round(-torch.log2((x / s).clamp(_LOG_CLAMP_MIN, 1.0)))
-    return _with_zero_code(idx, bits)
+    xs = (x / s).clamp(_LOG_CLAMP_MIN, 1.0)
+    return _corrected_log_index(xs, -torch.log2(xs), adalog_thresholds(ADALOG_R, bits, xs.dtype), 2**bits)
 
 
 def dequantize_log2(idx: torch.Tensor, scale: torch.Tensor | float, bits: int, *,
@@ -169,9 +179,64 @@ def dequantize_log2(idx: torch.Tensor, scale: torch.Tensor | float, bits: int, *
     return deq.masked_fill(zero, 0.0)
 
 
-def _with_zero_code(idx: torch.Tensor, bits: int) -> torch.Tensor:
-    zero_code = log_zero_code(bits)
-    return torch.where(idx < zero_code, idx, torch.full_like(idx, zero_code)).clamp(min=0).to(INDEX_DTYPE)
+# ------------------------------------------------------------------------- exact log-domain indices (all logs)
+
+
+def _corrected_log_index(xs: torch.Tensor, level: torch.Tensor, thresholds: torch.Tensor, top: int, *,
+                         rows: torch.Tensor | None = None, rising: bool = False,
+                         margin: float = _NEAR_HALF) -> torch.Tensor:
+    """The exact index from ``level`` (the log level computed with ``torch.log2``, a few ulps off): rounded, then,
+    where ``level`` lies within ``margin`` of a rounding boundary (the only places the rounding can be wrong),
+    moved one step by comparing xs with the thresholds of the rounded level and of the next one; clipped to
+    [0, top]. Thresholds fall with the index (AdaLog, log2: xs ≤ T[k] ⟺ index ≥ k) or, with ``rising``, grow
+    with it (SULQ: xs ≥ U[k] ⟺ index ≥ k). ``rows`` picks one threshold row per element when q is a tensor."""
+    guess = torch.round(level)
+    idx = guess.clamp(0, top).to(torch.int64)
+    if level.dtype not in (torch.float32, torch.float64):
+        margin = 0.5
+    near = ((level - guess).abs() >= 0.5 - margin).nonzero(as_tuple=True)
+    if near[0].numel():
+        i0 = idx[near]
+        flat = i0 if rows is None else rows.expand_as(level)[near] * (top + 2) + i0
+        x0 = xs.expand_as(level)[near]
+        if rising:
+            step = (x0 >= thresholds[flat + 1]).to(torch.int64) - (x0 < thresholds[flat]).to(torch.int64)
+        else:
+            step = (x0 <= thresholds[flat + 1]).to(torch.int64) - (x0 > thresholds[flat]).to(torch.int64)
+        idx[near] = i0 + step
+    return idx.clamp(0, top).to(INDEX_DTYPE)
+
+
+@functools.lru_cache(maxsize=512)
+def _adalog_thresholds_f64(q: int, bits: int) -> tuple[float, ...]:
+    return tuple(2.0 ** (-(k - 0.5) * q / ADALOG_R) for k in range(1, 2**bits + 1))
+
+
+def _round_towards(values: torch.Tensor, dtype: torch.dtype, up: bool) -> torch.Tensor:
+    """float64 ``values`` in ``dtype``, rounded up (or down) instead of to nearest, so a comparison of a ``dtype``
+    input with the rounded threshold decides as the comparison with the float64 one would."""
+    out = values.to(dtype)
+    wrong = out.double() < values if up else out.double() > values
+    step = torch.full_like(out, math.inf if up else -math.inf)
+    return torch.where(wrong, torch.nextafter(out, step), out)
+
+
+def adalog_thresholds(q: int, bits: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """AdaLog (and log2, q = r) decision thresholds, length 2^B + 2: ``T[k]`` for 1 ≤ k ≤ 2^B is 2^(−(k − ½)·q/r)
+    rounded down to ``dtype``, so that ``x/scale ≤ T[k]`` ⟺ index ≥ k; ``T[0] = +inf`` and ``T[2^B + 1] = 0``
+    are sentinels for the correction step (``_corrected_log_index``). Exporters emit this table as a constant."""
+    _check_bits(bits)
+    _check_q(q)
+    inner = _round_towards(torch.tensor(_adalog_thresholds_f64(int(q), bits), dtype=torch.float64), dtype, up=False)
+    return torch.cat([torch.tensor([math.inf], dtype=dtype), inner, torch.zeros(1, dtype=dtype)])
+
+
+def _adalog_threshold_rows(q: torch.Tensor, bits: int, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+    """Thresholds of every distinct q in a candidate tensor, flattened, and each element's row."""
+    qi = q.to(torch.int64)
+    distinct = torch.unique(qi)
+    table = torch.cat([adalog_thresholds(int(v), bits, dtype) for v in distinct.tolist()])
+    return table, torch.searchsorted(distinct, qi)
 
 
 # -------------------------------------------------------------------------------------------- AdaLog (§4.2)
@@ -190,14 +255,19 @@ def _check_q(q: int | torch.Tensor) -> None:
 def quantize_adalog(x: torch.Tensor, scale: torch.Tensor | float, q: int | torch.Tensor, bits: int, *,
                     granularity: Granularity = PER_TENSOR) -> torch.Tensor:
     """Index ``round(−log2(clamp(x/scale, 1e-15, 1)) · r / q)`` with r = 37, i.e. ``round(−log_b(x/scale))`` for
-    base b = 2^(q/r); indices ≥ 2^B become ``log_zero_code`` (§4.2: overflow goes to zero, it is not clamped).
-    ``q`` may be a tensor broadcastable to ``x`` (one q per candidate in a vectorized search)."""
+    base b = 2^(q/r), exactly (decided by ``adalog_thresholds``, see the module docstring); indices ≥ 2^B become
+    ``log_zero_code`` (§4.2: overflow goes to zero, it is not clamped). ``q`` may be a tensor broadcastable to
+    ``x`` (one q per candidate in a vectorized search)."""
     _check_bits(bits)
     _check_q(q)
     s = broadcast_param(scale, granularity, x).to(x.dtype)
     qf = q.to(x.dtype) if isinstance(q, torch.Tensor) else float(q)
-    idx = torch.round(-torch.log2((x / s).clamp(_LOG_CLAMP_MIN, 1.0)) * float(ADALOG_R) / qf)
-    return _with_zero_code(idx, bits)
+    xs = (x / s).clamp(_LOG_CLAMP_MIN, 1.0)
+    level = -torch.log2(xs) * float(ADALOG_R) / qf
+    if isinstance(q, torch.Tensor):
+        table, rows = _adalog_threshold_rows(q, bits, xs.dtype)
+        return _corrected_log_index(xs, level, table, 2**bits, rows=rows)
+    return _corrected_log_index(xs, level, adalog_thresholds(q, bits, xs.dtype), 2**bits)
 
 
 def adalog_mantissa_denominator(bits: int) -> int:
@@ -285,11 +355,29 @@ def quantize_sulq(x: torch.Tensor, eta: float | torch.Tensor, log_min: float | t
     """SULQ index ``clip(round((log2(x + η) − min)/Δ), 0, max_index)``: shift by η, then *uniform* quantization of
     the log2 domain over its calibrated [min, max] (§5.1). ``PAPER`` (default) is the paper's Δ with 2^B − 1
     steps and B-bit indices; ``CODE_FORWARD`` reproduces the official forward (2^B steps, 2^B + 1 levels).
-    We use ``torch.log2``; the official code computes ln(x)/ln(2), which can differ in the last ulp."""
+    The index is exact (decided by ``sulq_thresholds``, see the module docstring); the official code computes
+    ln(x)/ln(2), which can differ from it in the last ulp."""
     delta = sulq_step(log_min, log_max, bits, steps).to(x.dtype)
     lo = torch.as_tensor(log_min, dtype=x.dtype)
-    idx = torch.round((_sulq_log(x, eta) - lo) / delta)
-    return idx.clamp(0, sulq_max_index(bits, steps)).to(INDEX_DTYPE)
+    y = (x + eta).clamp(min=torch.finfo(x.dtype).tiny)
+    u = sulq_thresholds(log_min, log_max, bits, steps=steps, dtype=x.dtype)
+    # log2's error is absolute (≤ a few ulps of |log2 y| ≤ 150), so in units of Δ it grows as Δ shrinks
+    margin = min(0.5, _NEAR_HALF * max(1.0, 1.0 / float(delta.reshape(-1)[0])))
+    return _corrected_log_index(y, (torch.log2(y) - lo) / delta, u, sulq_max_index(bits, steps), rising=True,
+                                margin=margin)
+
+
+def sulq_thresholds(log_min: float | torch.Tensor, log_max: float | torch.Tensor, bits: int, *,
+                    steps: SULQSteps = SULQSteps.PAPER, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """SULQ decision thresholds on y = x + η, length max_index + 2: ``U[k]`` = 2^(min + (k − ½)·Δ) rounded up to
+    ``dtype`` (min and Δ as ``quantize_sulq`` uses them, in ``dtype``), so that ``y ≥ U[k]`` ⟺ index ≥ k;
+    ``U[0] = 0`` and ``U[max_index + 1] = +inf`` are sentinels for the one-step correction."""
+    delta = float(sulq_step(log_min, log_max, bits, steps).to(dtype))
+    lo = float(torch.as_tensor(log_min, dtype=dtype))
+    top = sulq_max_index(bits, steps)
+    inner = torch.tensor([2.0 ** (lo + (k - 0.5) * delta) for k in range(1, top + 1)], dtype=torch.float64)
+    return torch.cat([torch.zeros(1, dtype=dtype), _round_towards(inner, dtype, up=True),
+                      torch.tensor([math.inf], dtype=dtype)])
 
 
 def sulq_exponents(idx: torch.Tensor, log_min: float | torch.Tensor, log_max: float | torch.Tensor, bits: int, *,

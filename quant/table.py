@@ -131,10 +131,14 @@ def granularity_from_json(d: dict[str, Any]) -> Granularity:
 
 
 class QuantTable:
-    """Ordered quantization points, unique by (module, role, input_index)."""
+    """Ordered quantization points, unique by (module, role, input_index).
 
-    def __init__(self, points: Iterable[QuantPoint] = ()) -> None:
+    ``bn_folded``: the points were made on a model whose Conv2d → BatchNorm2d pairs were folded
+    (``quant.fold.fold_batchnorm``), so their weight grids only fit a folded model (``api.apply_table`` checks)."""
+
+    def __init__(self, points: Iterable[QuantPoint] = (), *, bn_folded: bool = False) -> None:
         self._points: dict[tuple[str, str, int], QuantPoint] = {}
+        self.bn_folded = bn_folded
         for p in points:
             self.add(p)
 
@@ -153,10 +157,11 @@ class QuantTable:
         return len(self._points)
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, QuantTable) and list(self) == list(other)
+        return isinstance(other, QuantTable) and self.bn_folded == other.bn_folded and list(self) == list(other)
 
     def to_json(self) -> dict[str, Any]:
-        return {"format": FORMAT, "version": VERSION, "points": [p.to_json() for p in self]}
+        return {"format": FORMAT, "version": VERSION, "bn_folded": self.bn_folded,
+                "points": [p.to_json() for p in self]}
 
     def save(self, path: str | Path) -> Path:
         """Write JSON atomically (a crash leaves the old file or none, never half a table)."""
@@ -184,7 +189,10 @@ class QuantTable:
         rows = data.get("points")
         if not isinstance(rows, list):
             raise QuantTableError(f"{path}: 'points' must be a list")
-        table = cls()
+        bn_folded = data.get("bn_folded", False)  # absent in tables written before BN folding existed
+        if not isinstance(bn_folded, bool):
+            raise QuantTableError(f"{path}: 'bn_folded' must be true or false, got {bn_folded!r}")
+        table = cls(bn_folded=bn_folded)
         for i, row in enumerate(rows):
             try:
                 if not isinstance(row, dict):
