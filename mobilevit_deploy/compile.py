@@ -9,6 +9,7 @@ from __future__ import annotations
 import shutil
 import tempfile
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -67,8 +68,12 @@ def _check_request(target: str, arch: str, cpu: str | None) -> str:
 
 def compile_bundle(model_name: str, target: str, out_dir: str | Path, arch: str = "aarch64", cpu: str | None = None,
                    input_size: int | None = None, checkpoint: str | Path | None = None, strict: bool = True,
-                   log: Log | None = None) -> CompileResult:
-    """Build one bundle folder; see the module docstring for the stages."""
+                   log: Log | None = None, tuning_db: str | Path | None = None) -> CompileResult:
+    """Build one bundle folder; see the module docstring for the stages.
+
+    TVM builds apply the MetaSchedule records of ``mvd tune`` (from ``tuning_db``, or the records store); the
+    report's ``build.tuning`` and the metadata's ``target.tuning`` say whether they did.
+    """
     log = log or (lambda _msg: None)
     out_dir = Path(out_dir)
     profile = _check_request(target, arch, cpu)
@@ -119,11 +124,10 @@ def compile_bundle(model_name: str, target: str, out_dir: str | Path, arch: str 
                       "onnx": "copy ONNX"}[target])
         artifact_path = work / artifact_name
         if target == "tvm":
-            from mobilevit_deploy.targets.tvm_target import build_tvm
-
-            parts = {"onnx": sha256_file(onnx_path), "profile": profile}
-            report["build"], hit = cached_build("tvm", parts, artifact_path,
-                                                lambda dest: build_tvm(onnx_path, dest, profile).report)
+            report["build"], hit = _build_tvm(onnx_path, artifact_path, profile, tuning_db, log,
+                                              f"mvd tune {model_name} --target tvm --arch {arch} --cpu {profile} "
+                                              f"--input-size {size}"
+                                              + (" --rpc-tracker HOST:PORT --rpc-key KEY" if arch != "host" else ""))
         elif target == "executorch":
             from mobilevit_deploy.targets.executorch_target import build_executorch
 
@@ -159,12 +163,42 @@ def compile_bundle(model_name: str, target: str, out_dir: str | Path, arch: str 
 
         metadata = _metadata(model, size, target, arch, profile, artifact_name, runner_meta,
                              list(reference_output.shape), get_profile(profile).qemu_cpu)
+        if target == "tvm":
+            tuning = report["build"].get("tuning", {})
+            metadata["target"]["tuning"] = {"tuned": bool(tuning.get("tuned")),
+                                            "databases": tuning.get("databases", [])}
         report["stages"] = result.stages
         report["sizes"] = {"artifact_bytes": result.artifact_bytes, "runtime_lib_bytes": result.runtime_lib_bytes}
         write_bundle(out_dir, metadata, files, reference_input, reference_output, report)
         done()
     result.report = report
     return result
+
+
+def _build_tvm(onnx_path: Path, dest: Path, profile: str, tuning_db: str | Path | None, log: Log,
+               tune_command: str) -> tuple[dict[str, Any], bool]:
+    """The TVM library through the artifact cache (keyed by the tuning records too); logs whether it is tuned."""
+    from mobilevit_deploy.targets.cpu_profiles import get_profile
+    from mobilevit_deploy.targets.tvm_records import UntunedWarning, records_fingerprint
+    from mobilevit_deploy.targets.tvm_target import build_tvm
+
+    parts: dict[str, Any] = {"onnx": sha256_file(onnx_path), "profile": profile}
+    records = records_fingerprint(get_profile(profile), db=tuning_db)
+    if records is not None:  # only then: untuned entries cached before tuning existed stay valid
+        parts["tuning_records"] = records
+    with warnings.catch_warnings():  # logged below, with the exact command, instead of a Python warning
+        warnings.simplefilter("ignore", UntunedWarning)
+        build, hit = cached_build("tvm", parts, dest, lambda d: build_tvm(onnx_path, d, profile,
+                                                                          tuning_db=tuning_db).report)
+    tuning = build.get("tuning", {})
+    if tuning.get("tuned"):
+        log(f"    tuned: records for {tuning['tasks_with_records']}/{tuning['tasks']} kernels from "
+            f"{', '.join(tuning['databases'])}")
+    else:
+        where = ", ".join(tuning.get("databases", [])) or "the records store"
+        log(f"    WARNING: untuned TVM library (no tuning records match in {where}); untuned code is 20-50x "
+            f"slower. Tune first: {tune_command}{f' --db {tuning_db}' if tuning_db else ''}")
+    return build, hit
 
 
 def _scan(target: str, model: Any, exported: Any) -> dict[str, Any]:

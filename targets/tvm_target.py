@@ -11,7 +11,8 @@ with no fusion and **no schedule**: ``relax/vm_build.py`` picks the target-speci
 for GPU targets. ``relax.get_default_pipeline(cpu_target)`` adds FuseOps/FuseTIR but ran no faster, and TVM's own
 comment says its fusion can drop side-effecting ``call_pure_packed`` calls, so it is not offered;
 ``tvm.s_tir.dlight.cpu`` has only GEMV/Reduction rules and made this model slower. Untuned code is ~40x slower
-than ONNX Runtime; MetaSchedule tuning is the fix and comes later.
+than ONNX Runtime; MetaSchedule tuning is the fix: ``mvd tune`` (``tvm_tuning``) stores records, and a build
+applies those that match its kernels (``tvm_records``) and warns when none do.
 """
 
 from __future__ import annotations
@@ -110,10 +111,56 @@ def _tmp_library(out_path: Path) -> Iterator[Path]:
         tmp.unlink(missing_ok=True)
 
 
-def build_tvm(onnx_path: str | Path, out_path: str | Path, profile: str, ndk: bool = False) -> Artifact:
+def _check_qdq(model: onnx.ModelProto, onnx_path: Path) -> None:
+    """``integer=True`` needs quantization to lower: refuse a float model before any work."""
+    qdq = sum(1 for n in model.graph.node if n.op_type in ("QuantizeLinear", "DequantizeLinear"))
+    if qdq == 0:
+        raise DeployError(f"integer=True needs a QDQ model, but {onnx_path.name} has no QuantizeLinear/"
+                          "DequantizeLinear nodes",
+                          hint="quantize it first (QDQ format), or build without integer=True for float code")
+
+
+def _lower_to_integer(mod: Any, report: dict[str, Any]) -> Any:
+    """Run the QDQ → integer rewrite; record what it did; refuse when nothing became integer."""
+    from .tvm_integer import lower_qdq_to_integer
+
+    tick = time.perf_counter()
+    mod, integer = lower_qdq_to_integer(mod)
+    report["integer_seconds"] = time.perf_counter() - tick
+    report["integer"] = integer.to_dict()
+    report["relax_pipeline"] = "QDQToInteger + default"
+    if integer.integer_count == 0:
+        reasons = sorted({s.reason for s in integer.sites if s.reason})
+        raise DeployError(f"none of the {len(integer.sites)} conv2d/matmul ops of this QDQ model could be lowered "
+                          f"to integers ({'; '.join(reasons) or 'the model has no conv2d/matmul'})",
+                          hint="build without integer=True for float code")
+    return mod
+
+
+def _apply_tuning(mod: Any, prof: CpuProfile, target: Any, ndk: bool, tuning_db: str | Path | None,
+                  report: dict[str, Any]) -> Any:
+    """The module with matching tuning records applied (legalized and fused), or unchanged with a warning."""
+    from .tvm_records import apply_records, warn_untuned
+
+    tick = time.perf_counter()
+    tuned, match = apply_records(mod, prof, target, android=ndk, db=tuning_db)
+    report["tuning"] = match.to_dict()
+    report["tuning_seconds"] = time.perf_counter() - tick
+    if tuned is None:
+        warn_untuned(match)
+        return mod
+    return tuned
+
+
+def build_tvm(onnx_path: str | Path, out_path: str | Path, profile: str, ndk: bool = False,
+              integer: bool = False, tuning_db: str | Path | None = None) -> Artifact:
     """Compile an ONNX file for a CPU profile and write a shared library; return the ``Artifact`` with stage times.
 
     Checks (profile, linker, op support) run before the slow steps, so a bad setup fails in milliseconds.
+    With ``integer=True`` the ONNX must be a QDQ model: its conv2d/matmul run as integer code
+    (``tvm_integer``), and ``report["integer"]`` lists each one, naming those left in float and why.
+    MetaSchedule records for the profile (``tvm_records``; ``tuning_db`` to name one folder) are applied when
+    any kernel matches; ``report["tuning"]`` says what matched, and an untuned build warns (``UntunedWarning``).
     """
     start = time.perf_counter()
     prof = get_profile(profile)
@@ -122,6 +169,8 @@ def build_tvm(onnx_path: str | Path, out_path: str | Path, profile: str, ndk: bo
     if not onnx_path.is_file():
         raise DeployError(f"ONNX file {onnx_path} not found", hint="export it first with `mvd export`")
     model = onnx.load(str(onnx_path))
+    if integer:
+        _check_qdq(model, onnx_path)
     report: dict[str, Any] = {"onnx": str(onnx_path), "relax_pipeline": "default", "ndk": ndk}
     report.update(_scan(model))
 
@@ -133,6 +182,9 @@ def build_tvm(onnx_path: str | Path, out_path: str | Path, profile: str, ndk: bo
     tick = time.perf_counter()
     mod = from_onnx(model, keep_params_in_input=False)  # weights as constants: one static, self-contained library
     report["import_seconds"] = time.perf_counter() - tick
+    if integer:
+        mod = _lower_to_integer(mod, report)
+    mod = _apply_tuning(mod, prof, target, ndk, tuning_db, report)
 
     tick = time.perf_counter()
     try:

@@ -16,6 +16,7 @@ from mobilevit_deploy.bundle.verify import verify_bundle
 from mobilevit_deploy.cli.main import main
 from mobilevit_deploy.compile import compile_bundle
 from mobilevit_deploy.errors import DeployError
+from mobilevit_deploy.models import create_model
 
 CASES = [(model, target, arch) for model in ("topformer_tiny", "casvit_xs_seg")
          for target in ("executorch", "tvm") for arch in ("host", "aarch64")]
@@ -89,6 +90,25 @@ def test_an_edited_or_incomplete_bundle_is_refused(bundles: dict, tmp_path: Path
     assert "is incomplete: runner/libexecutorch.so is missing" in capsys.readouterr().err
     assert main(["verify", str(tmp_path / "nothing")]) == 2
     assert "bundle folder not found" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_eval_of_an_aarch64_bundle_scores_what_pytorch_scores(bundles: dict, tmp_path: Path,
+                                                              capsys: pytest.CaptureFixture[str]) -> None:
+    """``mvd eval BUNDLE`` runs each image through the bundle's own runner (aarch64 under qemu here) and scores it;
+    the bundle holds the seeded random weights of ``create_model``, so PyTorch with those weights must score alike."""
+    ckpt = tmp_path / "seeded.pth"
+    torch.save({"state_dict": create_model("topformer_tiny").state_dict()}, ckpt)
+    scores = {}
+    for name, argv in {"bundle": [str(bundles[("topformer_tiny", "tvm", "aarch64")])],
+                       "torch": ["topformer_tiny", "--checkpoint", str(ckpt), "--input-size", "64"]}.items():
+        out = tmp_path / f"{name}.json"
+        assert main(["eval", *argv, "--data", "shapes", "--limit", "2", "-o", str(out)]) == 0
+        scores[name] = json.loads(out.read_text())
+    assert "2/2 images" in capsys.readouterr().out
+    assert scores["bundle"]["arch"] == "aarch64" and scores["bundle"]["preprocess"]["input_size"] == [64, 64]
+    assert scores["bundle"]["mIoU"] == pytest.approx(scores["torch"]["mIoU"], abs=1e-3)
+    assert scores["bundle"]["aAcc"] == pytest.approx(scores["torch"]["aAcc"], abs=1e-3)
 
 
 def test_cli_compile_and_verify_onnx_bundle(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

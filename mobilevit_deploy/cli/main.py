@@ -23,11 +23,12 @@ from . import (
     models_cmd,
     profile_cmd,
     quantize_cmd,
+    tune_cmd,
     verify_cmd,
 )
 
 SUBCOMMANDS = (models_cmd, export_cmd, check_cmd, compile_cmd, verify_cmd, eval_cmd,
-               profile_cmd, devices_cmd, device_cmd, quantize_cmd)
+               profile_cmd, devices_cmd, device_cmd, quantize_cmd, tune_cmd)
 
 
 def build_parser() -> argparse.ArgumentParser:
