@@ -40,6 +40,7 @@ _MIN_SCALE = 1e-8
 _RANGE_ELEMENTS = 1 << 16  # values per tensor for the MSE range search
 _MSE_CANDIDATES = 40  # clipping ratios tried by the MSE range search
 OBJECTIVE_ELEMENTS = 1 << 13  # patch elements (rows × K) per candidate in the FPCS activation objective
+MATMUL_OBJECTIVE_ELEMENTS = 1 << 17  # MatMul output elements per candidate in the FPCS / AdaLog q objective
 
 
 @dataclass(frozen=True)
@@ -186,8 +187,19 @@ def _matmul_granularity(cfg: QuantConfig, x: torch.Tensor, search: bool) -> Gran
     return g
 
 
+def _objective_samples(a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Evenly spaced calibration samples (dim 0) holding about ``MATMUL_OBJECTIVE_ELEMENTS`` output elements: the
+    search objectives of a MatMul cost candidates × outputs, and 32 images of 512² attention are more than the
+    choice of a scale needs (ranges and min-max points still see every sample)."""
+    per_sample = (a[:1] @ b[:1]).numel()
+    step = -(-a.shape[0] * per_sample // MATMUL_OBJECTIVE_ELEMENTS)
+    return (a[::step], b[::step]) if step > 1 and a.shape[0] == b.shape[0] else (a, b)
+
+
 def _matmul_points(site: Site, cap: Captured, cfg: QuantConfig, plan: Plan) -> list[QuantPoint]:
     a, b = cap.full_input(0), cap.full_input(1)
+    if plan.search:
+        a, b = _objective_samples(a, b)
     path, bits = site.path, _bits(site, cfg, "", "", cfg.act_bits)
     softmax = site.producers[:1] == ["softmax"]
     ga, gb = _matmul_granularity(cfg, a, plan.search), _matmul_granularity(cfg, b, plan.search)
