@@ -129,9 +129,10 @@ def compile_bundle(model_name: str, target: str, out_dir: str | Path, arch: str 
                                               f"--input-size {size}"
                                               + (" --rpc-tracker HOST:PORT --rpc-key KEY" if arch != "host" else ""))
         elif target == "executorch":
+            from mobilevit_deploy.targets.executorch_passes import lowering_digest
             from mobilevit_deploy.targets.executorch_target import build_executorch
 
-            parts = {"model": model_fingerprint(model), "input_size": size}
+            parts = {"model": model_fingerprint(model), "input_size": size, "lowering": lowering_digest()}
             report["build"], hit = cached_build("executorch", parts, artifact_path,
                                                 lambda dest: build_executorch(model, size, dest).report)
         else:

@@ -4,7 +4,8 @@ The decision is taken by the real pipeline, not a copy of its rules: ``to_edge_t
 ``XnnpackPartitioner`` builds the edge program exactly as a real lowering does (the partitioner also decides what
 is kept from decomposition), the partitioner tags it, and the scan stops right there, before the tagged nodes
 are compiled, since XNNPACK's preprocessing is most of a lowering's time. Untagged op nodes are what a lowered
-program runs outside the delegate.
+program runs outside the delegate. The edge program gets the same rewrites as in ``build_executorch``
+(``executorch_passes``), so the scan names what a build leaves outside, not what the raw export would.
 """
 
 from __future__ import annotations
@@ -66,11 +67,17 @@ def _collect_why() -> Iterator[_WhyCollector]:
         logger.propagate = propagate
 
 
-def scan_torch_for_executorch(model: nn.Module, example_inputs: tuple[Any, ...]) -> SupportReport:
-    """Export ``model`` (in eval mode) and report the ops XNNPACK will not delegate, with their module paths."""
+def scan_torch_for_executorch(model: nn.Module, example_inputs: tuple[Any, ...], rewrite: bool = True
+                              ) -> SupportReport:
+    """Export ``model`` (in eval mode) and report the ops XNNPACK will not delegate, with their module paths.
+
+    ``rewrite=False`` skips ``executorch_passes``: what the plain XNNPACK partitioner would leave outside.
+    """
     from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
     from executorch.exir import to_edge_transform_and_lower
     from executorch.exir.backend.canonical_partitioners.config_partitioner import format_target_name
+
+    from .executorch_passes import xnnpack_friendly_passes
 
     class RecordingPartitioner(XnnpackPartitioner):
         def partition(self, exported_program: Any) -> Any:
@@ -87,7 +94,8 @@ def scan_torch_for_executorch(model: nn.Module, example_inputs: tuple[Any, ...])
             cause = str(err).strip().splitlines()[0][:300] if str(err).strip() else type(err).__name__
             raise DeployError(f"torch.export of {type(model).__name__} failed: {cause}") from err
         try:
-            to_edge_transform_and_lower(program, partitioner=[partitioner])
+            passes = xnnpack_friendly_passes() if rewrite else None
+            to_edge_transform_and_lower(program, transform_passes=passes, partitioner=[partitioner])
         except _Tagged as tagged:
             graph, why = tagged.program.graph_module.graph, tagged.why
         else:

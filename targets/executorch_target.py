@@ -1,9 +1,10 @@
 """PyTorch → ExecuTorch ``.pte`` with XNNPACK delegation, a delegation report, and a host runner for tests.
 
 Pipeline: ``torch.export.export`` (static 1×3×S×S input) → ``to_edge_transform_and_lower`` with the
-``XnnpackPartitioner`` → ``to_executorch`` → ``.pte``. The same ``.pte`` runs on x86 and arm64. Ops XNNPACK does
-not take stay in the portable/optimized kernels; the report names them because each one splits the graph into
-another delegated subgraph and costs a copy at its boundaries.
+``XnnpackPartitioner`` and the rewrites of ``executorch_passes`` → ``to_executorch`` → ``.pte``. The same ``.pte``
+runs on x86 and arm64. Ops XNNPACK does not take stay in the portable/optimized kernels; the report names them
+because each one splits the graph into another delegated subgraph and costs a copy at its boundaries. It also
+says how the partition looked before the rewrites (tagged on the same edge program, not a second export).
 
 Lowering is slow (tens of seconds even for a small model, independent of input size): most of it is
 ``run_decompositions`` and XNNPACK's preprocess passes.
@@ -72,6 +73,21 @@ def delegation_report(graph_module: torch.fx.GraphModule) -> dict[str, Any]:
     }
 
 
+def partition_report(tagged: torch.fx.GraphModule) -> dict[str, Any]:
+    """``delegation_report``'s subgraph count and non-delegated ops, read from a partitioner's tags (not lowered)."""
+    tags: set[str] = set()
+    outside: collections.Counter[str] = collections.Counter()
+    for node in tagged.graph.nodes:
+        if node.op != "call_function" or node.target is operator.getitem:
+            continue
+        if "delegation_tag" in node.meta:
+            tags.add(node.meta["delegation_tag"])
+        else:
+            outside[_op_name(node)] += 1
+    return {"delegated_subgraphs": len(tags), "non_delegated_ops": sum(outside.values()),
+            "non_delegated": dict(outside.most_common())}
+
+
 def _explain(model: nn.Module, example: tuple[torch.Tensor, ...]) -> dict[str, Any]:
     """Where each non-delegated op comes from and why XNNPACK refused it (``executorch_support`` scan).
 
@@ -88,10 +104,14 @@ def _explain(model: nn.Module, example: tuple[torch.Tensor, ...]) -> dict[str, A
 def build_executorch(model: nn.Module, input_size: int, out_path: str | Path, explain: bool = False) -> Artifact:
     """Export, lower to XNNPACK and write a ``.pte`` atomically; the artifact's report has times and delegation.
 
-    ``explain=True`` adds ``report["outside_xnnpack"]``: module paths and reasons for every non-delegated op.
+    ``report["delegation"]`` describes the lowered program; ``report["xnnpack_passes"]`` names the rewrites and
+    gives the subgraph count and non-delegated ops before them. ``explain=True`` adds
+    ``report["outside_xnnpack"]``: module paths and reasons for every non-delegated op.
     """
     from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
     from executorch.exir import to_edge_transform_and_lower
+
+    from .executorch_passes import RecordPartition, xnnpack_friendly_passes
 
     start = time.perf_counter()
     info = getattr(model, "info", None)
@@ -113,12 +133,21 @@ def build_executorch(model: nn.Module, input_size: int, out_path: str | Path, ex
         report["export_seconds"] = time.perf_counter() - tick
 
         tick = time.perf_counter()
+        before, passes = RecordPartition(), xnnpack_friendly_passes()
         try:
-            edge = to_edge_transform_and_lower(program, partitioner=[XnnpackPartitioner()])
+            edge = to_edge_transform_and_lower(program, transform_passes=[before, *passes],
+                                               partitioner=[XnnpackPartitioner()])
         except Exception as err:
             raise DeployError(f"lowering to XNNPACK failed: {_first_line(err)}") from err
         report["lower_seconds"] = time.perf_counter() - tick
         report["delegation"] = delegation_report(edge.exported_program().graph_module)
+        unrewritten = partition_report(before.tagged)
+        report["xnnpack_passes"] = {
+            "passes": [type(p).__name__ for p in passes],
+            "subgraphs_before": unrewritten["delegated_subgraphs"],
+            "subgraphs_after": report["delegation"]["delegated_subgraphs"],
+            "non_delegated_before": unrewritten["non_delegated"],
+        }
 
         tick = time.perf_counter()
         et_program = edge.to_executorch()

@@ -54,7 +54,10 @@ def _onnxruntime(path: str, threads: int) -> Run:
 
 
 def _executorch(path: str, threads: int) -> Run:
+    import torch
     from executorch.extension.pybindings.portable_lib import _unsafe_reset_threadpool
+
+    torch.set_num_threads(1)  # the Python runtime copies outputs with torch; its OpenMP pool would steal a core
 
     from mobilevit_deploy.targets.executorch_target import load_executorch_host
 
