@@ -36,8 +36,10 @@ import torch
 from mobilevit_deploy.checkpoints import default_checkpoint
 from mobilevit_deploy.data.generated import ShapesTask
 from mobilevit_deploy.data.preprocess import Preprocess
+from mobilevit_deploy.export.verify import compare_outputs
 from mobilevit_deploy.models import create_model, model_info
 from mobilevit_deploy.models._complexity import count_macs
+from mobilevit_deploy.quant.metrics import sqnr_db
 
 RESULTS = Path(__file__).parent / "results"
 WORKER = Path(__file__).with_name("runtime_worker.py")
@@ -154,11 +156,6 @@ def _worker(built: Built, inputs: Path, out: Path, threads: int, warmup: int, ru
     return json.loads(lines[-1])
 
 
-def sqnr_db(out: np.ndarray, ref: np.ndarray) -> float:
-    noise = float(np.sum((out.astype(np.float64) - ref) ** 2))
-    return float("inf") if noise == 0 else 10 * np.log10(float(np.sum(ref.astype(np.float64) ** 2)) / noise)
-
-
 def measure_model(name: str, size: int | None, threads: list[int], warmup: int, runs: int, images: int,
                   gemm: dict[int, float], log: Callable[[str], None]) -> list[dict[str, Any]]:
     size = size or model_info(name).default_input_size
@@ -196,12 +193,13 @@ def measure_model(name: str, size: int | None, threads: list[int], warmup: int, 
                     continue
                 out = np.load(work / "out.npy")
                 t = np.array(res["times_ms"])
-                agree = float((out.argmax(1) == ref.argmax(1)).mean())
+                agree = compare_outputs(out, ref).argmax_agreement
                 rows.append({**row, "threads": n, "min_ms": round(float(t.min()), 2),
                              "median_ms": round(float(np.median(t)), 2),
                              "gflops": round(gflop / (t.min() / 1e3), 1),
                              "pct_gemm_peak": round(100 * gflop / (t.min() / 1e3) / gemm[n], 1),
-                             "agreement": round(agree, 5), "sqnr_db": round(sqnr_db(out, ref), 1)})
+                             "agreement": round(agree, 5),
+                             "sqnr_db": round(sqnr_db(torch.from_numpy(ref), torch.from_numpy(out)), 1)})
                 log(f"[bench] {name} {label} {precision} {n} thr: min {t.min():.2f} ms, median "
                     f"{np.median(t):.2f} ms, agreement {agree:.4f}")
     return rows
